@@ -1,0 +1,3 @@
+from pit_engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Reading and writing the image and label files of the supported data sets.
+
+Every failure caused by a file becomes a one-line UserError naming the file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pit_engine.classes import MAX_LABEL_ID, MAX_SYNTHIA_ID
+from pit_engine.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+cv2.setNumThreads(1)  # the data loaders run in worker processes; one thread each is enough
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()  # decode now, so truncation is caught here and not later
+        return img
+    except FileNotFoundError:
+        raise UserError("file not found", path, "check the path") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError("image is implausibly large", path, "check the file; it is not a frame") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image: {exc}", path,
+                        "the file is corrupt or truncated; restore it or remove it") from None
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as an H x W x 3 uint8 RGB array."""
+    img = _open(Path(path))
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        raise UserError(f"unsupported image mode {img.mode}", path, "save the frame as 8-bit RGB")
+    return np.asarray(img.convert("RGB"))
+
+
+def read_id_label(path: str | os.PathLike) -> np.ndarray:
+    """An 8-bit label-id PNG (GTA5 palette or Cityscapes labelIds) as an H x W uint8 array.
+
+    Palette PNGs are read as their indices, which is what GTA5 stores; reading their
+    colours instead (as OpenCV does) silently breaks training.
+    """
+    img = _open(Path(path))
+    if img.mode in ("RGB", "RGBA"):
+        raise UserError("label is a colour image, expected 8-bit label ids", path,
+                        "use the labelIds / palette label files, not the colour visualisation")
+    if img.mode not in ("P", "L"):
+        raise UserError(f"label has mode {img.mode}, expected 8-bit label ids", path,
+                        "use the data set's original 8-bit label files")
+    ids = np.asarray(img)
+    if ids.max(initial=0) > MAX_LABEL_ID:
+        raise UserError(f"label holds id {int(ids.max())}, outside the Cityscapes ids 0..{MAX_LABEL_ID}",
+                        path, "this is not a label-id file; point at the labelIds files")
+    return ids
+
+
+def read_synthia_label(path: str | os.PathLike) -> np.ndarray:
+    """A SYNTHIA 16-bit multi-channel label PNG as an H x W uint16 array of class ids.
+
+    The class id is in the first (red) channel. PIL cannot read 16-bit multi-channel PNGs, so
+    OpenCV does, which returns channels in BGR order: red is index 2.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("file not found", path, "check the path")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise UserError("cannot read label", path, "the file is corrupt or not a PNG; restore it or remove it")
+    if raw.dtype != np.uint16:
+        raise UserError(f"label is {raw.dtype.itemsize * 8}-bit, expected SYNTHIA's 16-bit labels", path,
+                        "use the GT/LABELS files of SYNTHIA-RAND-CITYSCAPES")
+    ids = raw if raw.ndim == 2 else raw[:, :, 2]
+    if ids.max(initial=0) > MAX_SYNTHIA_ID:
+        raise UserError(f"label holds id {int(ids.max())}, outside the SYNTHIA ids 0..{MAX_SYNTHIA_ID}",
+                        path, "use the GT/LABELS files of SYNTHIA-RAND-CITYSCAPES")
+    return ids
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header only."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image: {exc}", path, "the file is corrupt; restore it or remove it") from None
+
+
+def list_images(folder: Path, recursive: bool = True) -> list[Path]:
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename, so a crash never
+    leaves a half-written file under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write file: {exc.strerror or exc}", path,
+                        "check free space and permissions of the output folder") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(path: Path, array: np.ndarray, palette: list[int] | None = None) -> None:
+    """Save an 8-bit array (H x W or H x W x 3) as PNG, atomically; with a palette, as a P-mode PNG."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if palette is None:
+        img = Image.fromarray(array)
+    else:
+        img = Image.frombytes("P", (array.shape[1], array.shape[0]), array.tobytes())
+        img.putpalette(palette)
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def save_png16(path: Path, array: np.ndarray) -> None:
+    """Save a uint16 array (H x W x 3, RGB order) as a 16-bit PNG, atomically."""
+    bgr = np.ascontiguousarray(array[:, :, ::-1])
+
+    def write(tmp):
+        if not cv2.imwrite(tmp, bgr):
+            raise OSError(f"OpenCV could not write {tmp}")
+
+    atomic_write(path, write)
