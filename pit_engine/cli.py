@@ -52,7 +52,8 @@ def cmd_check(args) -> int:
 
     report = check_dataset(args.kind, args.root, args.split, args.export_train_ids, args.overwrite,
                            progress=_progress("checking"))
-    print(report.summary())
+    if report.frames:  # a folder-level problem leaves nothing to summarise
+        print(report.summary())
     for problem in report.problems:
         print(problem.error().line(), file=sys.stderr)
     return 2 if report.problems else 0

@@ -26,7 +26,7 @@ class Normalization:
 
     def apply(self, image: np.ndarray) -> torch.Tensor:
         """H x W x 3 uint8 RGB to a 3 x H x W float tensor."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        x = torch.tensor(np.ascontiguousarray(image), dtype=torch.float32).permute(2, 0, 1)
         if self.bgr:
             x = x.flip(0)
         mean = torch.tensor(self.mean).view(3, 1, 1)
@@ -84,7 +84,7 @@ class Transform:
             image = image[:, ::-1]
             label = None if label is None else label[:, ::-1]
         x = self.normalization.apply(image)
-        y = None if label is None else torch.from_numpy(np.ascontiguousarray(label)).long()
+        y = None if label is None else torch.tensor(np.ascontiguousarray(label), dtype=torch.long)
         return x, y
 
     @staticmethod

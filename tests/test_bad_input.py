@@ -1,0 +1,110 @@
+"""Bad data folders and files: one-line errors naming the file, exit code 2, no traceback."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pit_engine.classes import labelid_palette
+from pit_engine.cli import main
+from pit_engine.data.datasets import GTA5, Cityscapes, Synthia, open_dataset
+from pit_engine.data.io import save_png, save_png16
+from pit_engine.errors import UserError
+
+
+def gta5(root, n=2, size=(32, 16)):
+    for i in range(n):
+        save_png(root / f"images/{i:05d}.png", np.full((size[1], size[0], 3), 90, np.uint8))
+        save_png(root / f"labels/{i:05d}.png", np.full((size[1], size[0]), 7, np.uint8), palette=labelid_palette())
+    return root
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, [line for line in captured.err.splitlines() if line.startswith("error:")]
+
+
+def test_missing_root(tmp_path, capsys):
+    code, _, errors = run_cli(["data", "check", "gta5", str(tmp_path / "nope")], capsys)
+    assert code == 2 and errors == [f"error: folder not found ({tmp_path / 'nope'}) — pass the folder that "
+                                    "holds images/ and labels/"]
+
+
+def test_cityscapes_root_one_level_too_deep(tmp_path):
+    save_png(tmp_path / "cs/leftImg8bit/val/bonn/a_leftImg8bit.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(UserError, match="pass .*cs instead"):
+        Cityscapes(tmp_path / "cs" / "leftImg8bit", "val")
+    with pytest.raises(UserError, match="pass .*cs instead"):  # or one level too shallow
+        Cityscapes(tmp_path, "val")
+
+
+def test_image_without_label_is_named(tmp_path):
+    root = gta5(tmp_path)
+    (root / "labels/00001.png").unlink()
+    with pytest.raises(UserError) as err:
+        GTA5(root)
+    assert "image without its label" in err.value.line() and "00001.png" in err.value.line()
+
+
+def test_corrupt_and_truncated_png_are_reported_together(tmp_path, capsys):
+    root = gta5(tmp_path, n=3, size=(64, 64))
+    (root / "images/00000.png").write_bytes(b"not a png at all")
+    data = (root / "labels/00001.png").read_bytes()
+    (root / "labels/00001.png").write_bytes(data[: len(data) // 2])
+    code, out, errors = run_cli(["data", "check", "gta5", str(root)], capsys)
+    assert code == 2 and len(errors) == 2  # check reports every problem, not only the first
+    assert "00000.png" in errors[0] and "corrupt" in errors[0]
+    assert "00001.png" in errors[1] and "truncated" in errors[1]
+    assert "problems: 2" in out
+    with pytest.raises(UserError, match="corrupt"):
+        GTA5(root).load(0)
+
+
+def test_ids_outside_the_table(tmp_path):
+    root = gta5(tmp_path, n=1)
+    save_png(root / "labels/00000.png", np.full((16, 32), 40, np.uint8))
+    with pytest.raises(UserError, match="id 40, outside"):
+        GTA5(root).load(0)
+
+
+def test_rgb_colour_label_where_ids_are_expected(tmp_path):
+    root = gta5(tmp_path, n=1)
+    save_png(root / "labels/00000.png", np.full((16, 32, 3), (128, 64, 128), np.uint8))
+    with pytest.raises(UserError, match="colour image, expected 8-bit label ids"):
+        GTA5(root).load(0)
+
+
+def test_synthia_label_of_the_wrong_depth(tmp_path):
+    save_png(tmp_path / "RGB/0000000.png", np.zeros((8, 8, 3), np.uint8))
+    save_png(tmp_path / "GT/LABELS/0000000.png", np.full((8, 8, 3), 3, np.uint8))
+    with pytest.raises(UserError, match="8-bit, expected SYNTHIA's 16-bit"):
+        Synthia(tmp_path).load(0)
+    save_png16(tmp_path / "GT/LABELS/0000000.png", np.full((8, 8, 3), 500, np.uint16))
+    with pytest.raises(UserError, match="id 500, outside"):
+        Synthia(tmp_path).load(0)
+
+
+def test_wrong_kind_of_mode_and_split(tmp_path):
+    root = gta5(tmp_path, n=1)
+    with pytest.raises(UserError, match="gta5 has no splits"):
+        open_dataset("gta5", root, "val")
+    with pytest.raises(UserError, match="unknown data set kind"):
+        open_dataset("kitti", root)
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(root / "images/00000.png")  # 16-bit grey
+    with pytest.raises(UserError, match="unsupported image mode"):
+        GTA5(root).load(0)
+
+
+def test_usage_error_is_one_line(capsys):
+    code, _, errors = run_cli(["data", "chek"], capsys)
+    assert code == 2 and len(errors) == 1 and "invalid choice" in errors[0]
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pit_engine", "data", "check", "cityscapes", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: no leftImg8bit/ folder")
