@@ -59,6 +59,105 @@ def cmd_check(args) -> int:
     return 2 if report.problems else 0
 
 
+class _TrainProgress:
+    """Turns trainer events into a progress bar with the losses, and one line per evaluation."""
+
+    def __init__(self, desc: str = "training"):
+        self.desc, self.bar = desc, None
+
+    def __call__(self, event) -> None:
+        from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+
+        if isinstance(event, Started):
+            self.bar = tqdm(total=event.total_iterations, initial=event.start_iteration, desc=self.desc,
+                            unit="it", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
+        elif isinstance(event, Step) and self.bar is not None:
+            self.bar.update(event.iteration - self.bar.n)
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()}, refresh=False)
+        elif isinstance(event, Evaluated):
+            tqdm.write(f"iteration {event.iteration}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in
+                                                                    event.subsets.items()), file=sys.stderr)
+        elif isinstance(event, CheckpointSaved):
+            pass
+        elif isinstance(event, Finished) and self.bar is not None:
+            self.bar.close()
+
+
+def _finish(finished, debug: bool) -> int:
+    if finished.reason == "failed":
+        if finished.traceback and debug:
+            print(finished.traceback, file=sys.stderr)
+        print(finished.message if finished.message.startswith("error:") else f"error: {finished.message}",
+              file=sys.stderr)
+        return 1 if finished.traceback else 2
+    print(finished.message)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from pit_engine.config import Config
+    from pit_engine.train import Trainer
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.toml").is_file():
+            raise UserError("no config.toml in the run directory", run_dir, "give a run directory made by pit train")
+        config = Config.load(run_dir / "config.toml", args.set)
+    else:
+        if not args.config:
+            raise UserError("no config given", "pit train", "pass --config FILE.toml (or --resume RUN_DIR)")
+        config = Config.load(args.config, args.set)
+        run_dir = Path(args.out) if args.out else None
+    trainer = Trainer(config, run_dir, resume=bool(args.resume), log=lambda t: print(t, file=sys.stderr))
+    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    return _finish(trainer.run(_TrainProgress()), args.debug)
+
+
+def _parse_data(spec: str):
+    from pit_engine.data.datasets import DATASETS
+
+    kind, _, rest = spec.partition(":")
+    if kind not in DATASETS or not rest:
+        raise UserError(f"--data '{spec}' is not KIND:ROOT[:SPLIT]", "--data",
+                        f"e.g. cityscapes:/data/cityscapes:val (KIND is one of {', '.join(DATASETS)})")
+    root, split = rest, None
+    if kind == "cityscapes" and ":" in rest:
+        root, _, split = rest.rpartition(":")
+    return kind, root, split or ("val" if kind == "cityscapes" else None)
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from pit_engine.evaluate import evaluate_checkpoint
+    from pit_engine.train import resolve_device
+
+    kind, root, split = _parse_data(args.data)
+    result = evaluate_checkpoint(args.checkpoint, kind, root, split, device=resolve_device(args.device),
+                                 progress=_progress("evaluating"))
+    print(f"{result.frames} frame(s) of {kind} {root}" + (f" ({split})" if split else ""))
+    for name, value in result.miou.items():
+        print(f"{name}: {100 * value:.2f}")
+    for name, value in result.per_class.items():
+        rec = result.pivot_recall.get(name, float("nan"))
+        print(f"  {name:<14} IoU {100 * value:6.2f}   pivot recall {100 * rec:6.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pit_engine.demo import run_demo
+
+    out = Path(args.out)
+    say = lambda t: print(t, file=sys.stderr)  # noqa: E731
+    report = run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
+                      ablation=args.ablation, say=say, on_event=_TrainProgress())
+    print((out / "report.md").read_text())
+    print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pit", description="PIT Studio: domain-adaptive semantic segmentation (PIT, CVPR 2020).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -84,6 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--export-train-ids", metavar="DIR", help="write one trainId PNG per label file into DIR")
     check.add_argument("--overwrite", action="store_true", help="replace existing exported files")
     check.set_defaults(func=cmd_check)
+
+    train = sub.add_parser("train", help="train source-only or PIT from a TOML config")
+    train.add_argument("--config", help="config file (see resources/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    train.add_argument("--out", help="run directory (default runs/<date-time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on a labelled data set")
+    ev.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
+    ev.add_argument("--data", required=True, metavar="KIND:ROOT[:SPLIT]", help="e.g. cityscapes:/data/cityscapes:val")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", help="also write the result as JSON")
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="the main job: demo data, source-only vs PIT, evaluation, report")
+    demo.add_argument("--quick", action="store_true", help="a small, fast run (about a minute); not a real comparison")
+    demo.add_argument("--out", default="pit-demo", help="output folder (default pit-demo)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    demo.add_argument("--seed", type=int, default=0, help="first seed")
+    demo.add_argument("--seeds", type=int, default=1, help="how many seeds to run (mean and spread)")
+    demo.add_argument("--ablation", action="store_true", help="train every ablation row of METHOD.md")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

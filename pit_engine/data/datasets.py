@@ -82,8 +82,11 @@ class SegmentationDataset(Dataset):
         return image, label
 
     def __getitem__(self, index: int) -> dict:
+        return self.get(index)
+
+    def get(self, index: int, generator=None) -> dict:
         image, label = self.load(index)
-        x, y = self.transform(image, label)
+        x, y = self.transform(image, label, generator)
         item = {"image": x, "name": self.samples[index].name, "index": index}
         if y is not None:
             item["label"] = y

@@ -60,11 +60,11 @@ SOURCE = Look(
 
 TARGET = Look(
     name="target", size=(128, 64),
-    palette={ROAD: (95, 95, 100), SIDEWALK: (165, 160, 150), BUILDING: (150, 120, 100), WALL: (125, 120, 110),
-             FENCE: (140, 110, 80), POLE: (80, 80, 85), LIGHT: (40, 40, 40), SIGN: (30, 90, 200),
-             VEGETATION: (70, 100, 45), TERRAIN: (120, 130, 70), SKY: (200, 210, 220), PERSON: (60, 50, 60),
-             RIDER: (80, 40, 40)},
-    vehicle_colours=((40, 40, 45), (200, 200, 205), (120, 125, 130), (30, 45, 90), (150, 30, 30), (235, 235, 230)),
+    palette={ROAD: (105, 85, 115), SIDEWALK: (200, 140, 190), BUILDING: (125, 110, 95), WALL: (115, 115, 150),
+             FENCE: (170, 140, 120), POLE: (120, 120, 125), LIGHT: (200, 150, 50), SIGN: (210, 200, 70),
+             VEGETATION: (80, 140, 60), TERRAIN: (140, 190, 120), SKY: (150, 180, 220), PERSON: (170, 60, 80),
+             RIDER: (180, 80, 50)},
+    vehicle_colours=((40, 40, 110), (150, 50, 50), (190, 170, 60), (50, 110, 70), (200, 200, 200), (60, 60, 70)),
     jitter=18.0,
     objects={CAR: 2.2, TRUCK: 0.3, BUS: 0.3, TRAIN: 0.05, PERSON: 2.5, RIDER: 0.8, POLE: 3.0, SIGN: 1.2,
              LIGHT: 1.0, WALL: 0.3, FENCE: 0.6, TERRAIN: 0.8},

@@ -1,7 +1,8 @@
 """Shared transforms: resize, random crop, horizontal flip and a named normalisation.
 
-Images are resized bilinearly, labels with nearest neighbour. Randomness comes from torch's
-generator, so `torch.manual_seed` (and DataLoader worker seeding) makes it reproducible.
+Images are resized bilinearly, labels with nearest neighbour. Randomness comes from the torch
+generator passed in (the trainer seeds one per draw, so a resumed run repeats its augmentations)
+or from torch's global one.
 """
 from __future__ import annotations
 
@@ -75,12 +76,12 @@ class Transform:
         self.size, self.crop, self.flip = size, crop, flip
         self.normalization = get_normalization(normalization)
 
-    def __call__(self, image: np.ndarray, label: np.ndarray | None = None):
+    def __call__(self, image: np.ndarray, label: np.ndarray | None = None, generator: torch.Generator | None = None):
         if self.size is not None:
             image, label = resize(image, label, self.size)
         if self.crop is not None:
-            image, label = self._random_crop(image, label, self.crop)
-        if self.flip and torch.rand(()) < 0.5:
+            image, label = self._random_crop(image, label, self.crop, generator)
+        if self.flip and torch.rand((), generator=generator) < 0.5:
             image = image[:, ::-1]
             label = None if label is None else label[:, ::-1]
         x = self.normalization.apply(image)
@@ -88,7 +89,7 @@ class Transform:
         return x, y
 
     @staticmethod
-    def _random_crop(image, label, crop):
+    def _random_crop(image, label, crop, generator):
         cw, ch = crop
         h, w = image.shape[:2]
         if h < ch or w < cw:  # pad: black image, ignored label
@@ -97,8 +98,8 @@ class Transform:
             if label is not None:
                 label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
             h, w = image.shape[:2]
-        top = int(torch.randint(0, h - ch + 1, ()))
-        left = int(torch.randint(0, w - cw + 1, ()))
+        top = int(torch.randint(0, h - ch + 1, (), generator=generator))
+        left = int(torch.randint(0, w - cw + 1, (), generator=generator))
         image = image[top:top + ch, left:left + cw]
         label = None if label is None else label[top:top + ch, left:left + cw]
         return image, label

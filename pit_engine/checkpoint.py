@@ -1,0 +1,96 @@
+"""Checkpoints: written atomically, loaded without running code.
+
+A checkpoint is a dict of tensors and plain values only (model, optimizers, RNG states,
+iteration, config, class list, normalisation), so `torch.load(weights_only=True)` reads it.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pit_engine.data.io import atomic_write
+from pit_engine.errors import UserError
+
+FORMAT = "pit-studio-checkpoint-1"
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """temporary file, fsync, rename: a crash leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if path.is_dir():  # a run directory: its newest checkpoint
+        path = latest_checkpoint(path)
+    if not path.is_file():
+        raise UserError("checkpoint not found", path, "give a .pt file or a run directory")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, refused pickle globals, not a torch file at all
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load checkpoint: {first}", path,
+                        "the file is damaged or not a PIT Studio checkpoint; use another one") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError("not a PIT Studio checkpoint", path, "give a checkpoint written by `pit train`")
+    return state
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    ckpts = sorted(Path(run_dir, "checkpoints").glob("iter_*.pt"))
+    if not ckpts:
+        raise UserError("no checkpoint in the run", run_dir, "train first, or give a .pt file")
+    return ckpts[-1]
+
+
+def rng_state() -> dict:
+    """Every RNG the trainer draws from, as tensors and ints (weights_only-safe)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def restore_model(checkpoint, device="cpu"):
+    """The segmentation network of a checkpoint (or a run directory's newest), in eval mode,
+    with the checkpoint's state dict. The class list must match the network's."""
+    from pit_engine.classes import CITYSCAPES_CLASSES
+    from pit_engine.models import DeepLabV2
+
+    state = load_checkpoint(checkpoint, map_location=device)
+    classes = state.get("classes", [])
+    if list(classes) != list(CITYSCAPES_CLASSES):
+        raise UserError(f"checkpoint has {len(classes)} classes, this build expects {len(CITYSCAPES_CLASSES)}",
+                        checkpoint, "use a checkpoint trained on the 19 Cityscapes classes")
+    m = state["config"]["model"]
+    model = DeepLabV2(m["backbone"], len(classes), tuple(m["aspp_rates"]), m["aux"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint does not fit its own model description: {str(exc).splitlines()[0][:120]}",
+                        checkpoint, "the file is damaged; use another checkpoint") from None
+    return model.to(device).eval(), state

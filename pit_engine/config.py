@@ -1,0 +1,237 @@
+"""The run configuration: TOML with sections data, model, method, train and eval.
+
+Unknown keys and wrong types are refused by name. `--set section.key=value` overrides take
+TOML literals (`--set train.lr=1e-3`, `--set data.source_root="/data/gta5"`); a bare word is
+read as a string.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from pit_engine.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    source_kind: str = "gta5"
+    source_root: str = ""
+    target_kind: str = "cityscapes"
+    target_root: str = ""
+    target_split: str = "train"
+    val_kind: str = "cityscapes"
+    val_root: str = ""  # empty: the target root
+    val_split: str = "val"
+    source_size: list[int] = field(default_factory=lambda: [1280, 720])  # resize to (width, height)
+    target_size: list[int] = field(default_factory=lambda: [1024, 512])
+    crop: list[int] = field(default_factory=list)  # random crop (width, height) after resizing; empty: none
+    flip: bool = True
+    workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet101"  # resnet101, resnet50 or small
+    aspp_rates: list[int] = field(default_factory=lambda: [6, 12, 18, 24])  # [6, 12]: the two-rate variant
+    aux: bool = True
+    aux_weight: float = 0.1
+    weights: str = ""  # a local torchvision ResNet state dict or DeepLab init checkpoint; empty: from scratch
+    normalization: str = "auto"  # auto (from the weights), imagenet or caffe
+
+
+@dataclass
+class MethodConfig:
+    pivot: bool = True  # B: the image-level classifier, trained on the source
+    align: bool = True  # C: image-level adversarial alignment of the pivot features
+    image_level: bool = True  # D: GWRP image-level expansion / suppression
+    pixel_level: bool = True  # E: seeded region growing pseudo-labels
+    output_adv: bool = False  # F: output-space adversarial alignment
+    pivot_source: str = "inferred"  # inferred, or oracle (ground-truth target vectors, diagnosis only)
+    min_pixels: int = 1  # a class is present in a source label if it covers this many valid pixels
+    tau_lo: float = 0.1
+    tau_hi: float = 0.5
+    refresh_pivot: bool = True  # pivot = max(q, GWRP(p))
+    gwrp_decay: float = 0.996
+    gwrp_topk: bool = True
+    seed_threshold: float = 0.9
+    grow_threshold: float = 0.7
+    seed_ratio: float = 0.0  # > 0: class-balanced top ratio seeds instead of the threshold
+    refresh_every: int = 1  # K: pseudo-labels come from the weights of the last multiple of K
+    warmup: int = 0  # source-only iterations before adaptation starts
+    lambda_cls: float = 0.1
+    lambda_img: float = 0.1
+    lambda_pix: float = 1.0
+    lambda_adv: float = 1e-3
+    lambda_adv_aux: float = 2e-4
+    lambda_align: float = 1e-3
+    disc_lr: float = 1e-4
+    disc_width: int = 64
+
+    @property
+    def adapts(self) -> bool:
+        return self.align or self.image_level or self.pixel_level or self.output_adv
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 120000
+    batch_size: int = 1  # source and target images per step, each
+    lr: float = 2.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    head_lr_mult: float = 10.0
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: str = "off"  # off, bf16, fp16
+    log_every: int = 10
+    eval_every: int = 5000  # 0: only at the end
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 3
+
+
+@dataclass
+class EvalConfig:
+    size: list[int] = field(default_factory=lambda: [1024, 512])  # the network input (width, height)
+    batch_size: int = 1
+    max_frames: int = 0  # 0: all
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: Path) -> None:
+        from pit_engine.data.io import atomic_write
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_text(self.to_toml()))
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "config") -> "Config":
+        config = _build(cls, raw, where, "")
+        config.validate(where)
+        return config
+
+    def validate(self, where: str = "config") -> None:
+        """Values that have the right type but no meaning."""
+        from pit_engine.data.datasets import DATASETS
+        from pit_engine.models import BACKBONES
+
+        choices = {
+            "data.source_kind": (self.data.source_kind, [k for k in DATASETS if k != "folder"]),
+            "data.target_kind": (self.data.target_kind, list(DATASETS)),
+            "data.val_kind": (self.data.val_kind, [k for k in DATASETS if k != "folder"]),
+            "model.backbone": (self.model.backbone, BACKBONES),
+            "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
+            "method.pivot_source": (self.method.pivot_source, ["inferred", "oracle"]),
+            "train.amp": (self.train.amp, ["off", "bf16", "fp16"]),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise UserError(f"'{key}' is '{value}'", where, f"use one of: {', '.join(allowed)}")
+        for key in ("data.source_size", "data.target_size", "eval.size"):
+            section, name = key.split(".")
+            size = getattr(getattr(self, section), name)
+            if len(size) != 2 or min(size) < 8:
+                raise UserError(f"'{key}' must be [width, height] of at least 8 pixels", where, f"got {size}")
+        if self.data.crop and (len(self.data.crop) != 2 or min(self.data.crop) < 8):
+            raise UserError("'data.crop' must be empty or [width, height]", where, f"got {self.data.crop}")
+        if not 0 <= self.method.tau_lo <= self.method.tau_hi <= 1:
+            raise UserError("pivot thresholds must satisfy 0 <= tau_lo <= tau_hi <= 1", where,
+                            f"got tau_lo={self.method.tau_lo}, tau_hi={self.method.tau_hi}")
+        if not 0 < self.method.gwrp_decay <= 1:
+            raise UserError("'method.gwrp_decay' must be in (0, 1]", where, f"got {self.method.gwrp_decay}")
+        if self.method.adapts and not self.method.pivot and self.method.pivot_source == "inferred" \
+                and (self.method.image_level or self.method.pixel_level):
+            raise UserError("image- and pixel-level expansion need the pivot", where,
+                            "set method.pivot = true, or method.pivot_source = \"oracle\"")
+        for key in ("train.iterations", "train.batch_size", "train.log_every", "method.refresh_every",
+                    "eval.batch_size"):
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) < 1:
+                raise UserError(f"'{key}' must be at least 1", where, "fix the value")
+        device = self.train.device
+        if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:") and device[5:].isdigit()):
+            raise UserError(f"'train.device' is '{device}'", where, "use auto, cpu, cuda or cuda:N")
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] = ()) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError("config file not found", path, "give a .toml file, e.g. from resources/")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"not valid TOML: {exc}", path, "fix the syntax") from None
+        apply_overrides(raw, overrides)
+        return cls.from_dict(raw, str(path))
+
+
+def _check_type(value, hint, key: str, where: str):
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise UserError(f"'{key}' must be a list of {item.__name__}", where, f"got {value!r}")
+        return [_check_type(v, item, key, where) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint) \
+            or hint is int and isinstance(value, bool):
+        raise UserError(f"'{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}", where,
+                        "fix its type")
+    return value
+
+
+def _build(cls, raw: dict, where: str, prefix: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"'{prefix.rstrip('.')}' must be a table", where, "fix the config")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            import difflib
+            close = difflib.get_close_matches(key, names, 1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known: {', '.join(sorted(names))}"
+            raise UserError(f"unknown key '{prefix}{key}'", where, hint)
+    values = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, where, f"{prefix}{key}.")
+        else:
+            values[key] = _check_type(value, hint, f"{prefix}{key}", where)
+    return cls(**values)
+
+
+def apply_overrides(raw: dict, overrides) -> None:
+    """Apply `section.key=value` strings to a raw config dict, in place."""
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"override '{item}' is not section.key=value", "--set", "e.g. --set train.lr=1e-3")
+        key, text = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare word: a string
+        *sections, name = key.strip().split(".")
+        node = raw
+        for s in sections:
+            node = node.setdefault(s, {})
+            if not isinstance(node, dict):
+                raise UserError(f"'{s}' is not a section", "--set", "use section.key=value")
+        node[name] = value

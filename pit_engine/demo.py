@@ -1,0 +1,131 @@
+"""`pit demo`: the main job on the embedded default, start to finish.
+
+1. generate the demo domain pair (unless it is there);
+2. train source-only;  3. train PIT;  4. evaluate both on the demo target's val split;
+5. write report.json and report.md.
+With `ablation=True` it trains every ablation row of METHOD.md instead of the two.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from pit_engine.classes import CITYSCAPES_CLASSES
+from pit_engine.config import Config
+from pit_engine.data.datasets import Cityscapes, GTA5
+from pit_engine.errors import UserError
+from pit_engine.evaluate import evaluate_checkpoint
+from pit_engine.train import Trainer, resolve_device
+from pit_resources import resource
+
+OFF = {"pivot": False, "align": False, "image_level": False, "pixel_level": False, "output_adv": False}
+PIT = {"pivot": True, "align": True, "image_level": True, "pixel_level": True, "output_adv": False}
+ROWS = {
+    "source_only": ("source only", OFF),
+    "plus_d": ("+ D (image-level expansion)", {**PIT, "pixel_level": False}),
+    "plus_e": ("+ E (pixel-level expansion)", {**PIT, "image_level": False}),
+    "pit": ("+ D + E (PIT)", PIT),
+    "pit_f": ("PIT + F (output-space adversarial)", {**PIT, "output_adv": True}),
+    "oracle": ("PIT with the oracle pivot (diagnosis)", {**PIT, "pivot_source": "oracle"}),
+}
+QUICK = {"frames": (120, 120, 40), "iterations": 200, "warmup": 80}
+FULL = {"frames": (300, 300, 100)}
+
+
+def demo_config(data: Path, row: str, seed: int, device: str, quick: bool) -> Config:
+    import tomllib
+
+    raw = tomllib.loads(resource("demo.toml").read_text())
+    raw["data"].update(source_root=str(data / "source"), target_root=str(data / "target"))
+    raw["method"].update(ROWS[row][1])
+    raw["train"].update(seed=seed, device=device)
+    if quick:
+        raw["train"]["iterations"] = QUICK["iterations"]
+        raw["method"]["warmup"] = QUICK["warmup"]
+    return Config.from_dict(raw, "demo")
+
+
+def ensure_data(data: Path, quick: bool, say) -> None:
+    from pit_engine.data.demo import make_demo
+
+    n_source, n_train, n_val = (QUICK if quick else FULL)["frames"]
+    try:
+        if len(GTA5(data / "source")) >= n_source and len(Cityscapes(data / "target", "val")) >= n_val:
+            say(f"using the demo pair in {data}")
+            return
+    except UserError:
+        pass
+    say(f"generating the demo pair in {data}")
+    make_demo(data, seed=0, n_source=n_source, n_train=n_train, n_val=n_val)
+
+
+def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(0,), ablation: bool = False,
+             say=print, on_event=None) -> dict:
+    start = time.perf_counter()
+    out = Path(out)
+    dev = str(resolve_device(device))
+    data = out / "data"
+    ensure_data(data, quick, say)
+    rows = list(ROWS) if ablation else ["source_only", "pit"]
+    results: dict[str, list[dict]] = {row: [] for row in rows}
+    for seed in seeds:
+        for row in rows:
+            run_dir = out / (f"{row}" if len(seeds) == 1 else f"{row}_seed{seed}")
+            if run_dir.exists():
+                import shutil
+                shutil.rmtree(run_dir)
+            say(f"training {ROWS[row][0]} (seed {seed}) -> {run_dir}")
+            finished = Trainer(demo_config(data, row, seed, dev, quick), run_dir, log=say).run(on_event or (lambda e: None))
+            if finished.reason != "done":
+                raise UserError(f"training {row} did not finish: {finished.message}", run_dir, "see its events.log")
+            result = evaluate_checkpoint(run_dir, "cityscapes", data / "target", "val", device=dev)
+            results[row].append(result.to_dict())
+    report = summarise(results, seeds, dev, time.perf_counter() - start, quick)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def _mean_std(values):
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, quick: bool) -> dict:
+    report: dict = {"classes": list(CITYSCAPES_CLASSES)}
+    for row, runs in results.items():
+        mious = [r["miou"]["mIoU19"] for r in runs]
+        mean, std = _mean_std(mious)
+        per_class = {c: statistics.fmean([r["per_class"][c] for r in runs if r["per_class"][c] is not None] or [0.0])
+                     for c in CITYSCAPES_CLASSES}
+        report[row] = {"label": ROWS[row][0], "miou": mean, "miou_std": std, "miou_per_seed": mious,
+                       "per_class": per_class,
+                       "pivot_precision": runs[0]["pivot_precision"], "pivot_recall": runs[0]["pivot_recall"]}
+    if "pit" in report and "source_only" in report:
+        gains = [p - s for p, s in zip(report["pit"]["miou_per_seed"], report["source_only"]["miou_per_seed"])]
+        report["gain"], report["gain_std"] = _mean_std(gains)
+        report["gain_per_seed"] = gains
+    report.update(seeds=list(seeds), device=device, wall_s=round(wall, 1), quick=quick)
+    return report
+
+
+def report_markdown(report: dict) -> str:
+    rows = [k for k in ROWS if k in report]
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = [f"# PIT Studio demo report", "",
+             f"Device: {report['device']}; seeds: {', '.join(map(str, report['seeds']))}; "
+             f"wall time: {report['wall_s']:.0f} s{' (quick: not a meaningful comparison)' if report['quick'] else ''}.",
+             "Target: the demo pair's Cityscapes-format val split; mIoU over 19 classes, in %.", ""]
+    lines += ["| run | mIoU | spread (std over seeds) |", "|---|---|---|"]
+    for row in rows:
+        r = report[row]
+        lines.append(f"| {r['label']} | {pct(r['miou'])} | {pct(r['miou_std'])} |")
+    if "gain" in report:
+        lines += ["", f"Gain of PIT over source only: {100 * report['gain']:+.1f} mIoU points "
+                      f"(std {100 * report['gain_std']:.1f})."]
+    lines += ["", "Per-class IoU (%):", "", "| class | " + " | ".join(report[r]["label"] for r in rows) + " |",
+              "|---|" + "---|" * len(rows)]
+    for c in report["classes"]:
+        lines.append(f"| {c} | " + " | ".join(pct(report[r]["per_class"][c]) for r in rows) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,43 @@
+"""What a training run reports, as plain dataclasses passed to the caller's callback."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Started:
+    total_iterations: int
+    run_dir: str
+    start_iteration: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Step:
+    iteration: int
+    losses: dict[str, float]  # each loss term under its own name, averaged since the last Step
+    lr: float
+    its_per_s: float
+    eta_s: float
+
+
+@dataclass
+class Evaluated:
+    iteration: int
+    miou: float  # the primary mean (19 classes, or 16 for a SYNTHIA source)
+    per_class: dict[str, float]
+    subsets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointSaved:
+    iteration: int
+    path: str
+
+
+@dataclass
+class Finished:
+    reason: str  # done, stopped or failed
+    message: str = ""
+    iteration: int = 0
+    traceback: str = ""  # set when the failure is a bug rather than bad input

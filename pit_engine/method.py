@@ -1,0 +1,138 @@
+"""The PIT components (METHOD.md B-F) as plain functions on tensors.
+
+B  source category vectors and the pivot loss;
+C  pivot inference: thresholds on q = sigmoid(F(x)), optionally refreshed with pooled predictions;
+D  image-level region expansion: GWRP pooling and the expand / suppress loss;
+E  pixel-level region expansion: seeded region growing pseudo-labels;
+F  the adversarial losses (output space, and image-level alignment of C).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pit_engine.classes import IGNORE
+
+EPS = 1e-6
+PRESENT, ABSENT, UNSURE = 1, 0, -1  # pivot states
+
+
+# B ------------------------------------------------------------------------------------------
+
+def category_vector(labels: torch.Tensor, num_classes: int, min_pixels: int = 1) -> torch.Tensor:
+    """v[b, c] = 1 where class c covers at least `min_pixels` valid pixels of label map b."""
+    b = labels.shape[0]
+    flat = labels.reshape(b, -1)
+    valid = flat != IGNORE
+    idx = torch.where(valid, flat, torch.zeros_like(flat))
+    counts = torch.zeros(b, num_classes, device=labels.device).scatter_add_(1, idx, valid.float())
+    return (counts >= min_pixels).float()
+
+
+# C ------------------------------------------------------------------------------------------
+
+def pivot_state(q: torch.Tensor, tau_lo: float, tau_hi: float) -> torch.Tensor:
+    """PRESENT where q > tau_hi, ABSENT where q < tau_lo, UNSURE (ignored) in between."""
+    state = torch.full_like(q, UNSURE, dtype=torch.long)
+    state[q > tau_hi] = PRESENT
+    state[q < tau_lo] = ABSENT
+    return state
+
+
+# D ------------------------------------------------------------------------------------------
+
+def gwrp_weights(n: int, decay: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalised GWRP weights d^(j-1), j = 1..n."""
+    j = torch.arange(n, device=device, dtype=torch.float64)
+    w = torch.exp(j * math.log(max(decay, 1e-12)))
+    return (w / w.sum()).to(dtype)
+
+
+def gwrp_support(decay: float, tol: float = 1e-4) -> int:
+    """How many top-ranked pixels carry all but `tol` of the GWRP weight mass."""
+    if decay <= 0:
+        return 1
+    if decay >= 1:
+        return 2 ** 62
+    return max(1, math.ceil(math.log(tol) / math.log(decay)))
+
+
+def gwrp(p: torch.Tensor, decay: float, topk: bool = True, tol: float = 1e-4) -> torch.Tensor:
+    """Global weighted rank pooling of B x C x H x W probabilities to B x C scores.
+
+    Sorted in decreasing order, pixel j weighs d^(j-1). With `topk` only the k top pixels that
+    carry all but `tol` of the weight are ranked (torch.topk instead of a full sort); the
+    pooled value then differs from the full sort by at most `tol` (relative, since p <= 1).
+    """
+    flat = p.flatten(2)
+    n = flat.shape[2]
+    k = min(n, gwrp_support(decay, tol)) if topk else n
+    ranked = flat.topk(k, dim=2).values if k < n else flat.sort(dim=2, descending=True).values
+    weights = gwrp_weights(n, decay, p.device, torch.float32)[:k]
+    return (ranked.float() * (weights / weights.sum())).sum(2)
+
+
+def image_level_loss(p: torch.Tensor, v: torch.Tensor, decay: float, topk: bool = True,
+                     pooled: torch.Tensor | None = None) -> torch.Tensor:
+    """L_img: expand present classes (GWRP pooled high) and suppress absent ones (max low).
+
+    v holds 1 (present), 0 (absent) or -1 (unsure: skipped).
+    """
+    pooled = gwrp(p, decay, topk) if pooled is None else pooled
+    peak = p.flatten(2).amax(2).float()
+    present, absent = v == 1, v == 0
+    expand = -(pooled.clamp_min(EPS).log() * present).sum() / present.sum().clamp_min(1)
+    suppress = -((1 - peak).clamp_min(EPS).log() * absent).sum() / absent.sum().clamp_min(1)
+    return expand + suppress
+
+
+# E ------------------------------------------------------------------------------------------
+
+def expand_regions(prob: torch.Tensor, state: torch.Tensor, seed_threshold: float = 0.9,
+                   grow_threshold: float = 0.7, seed_ratio: float = 0.0):
+    """Seeded region growing restricted by the pivot, for a batch.
+
+    prob: B x C x H x W probabilities; state: B x C pivot states.
+    1. absent classes are zeroed and the rest renormalised;
+    2. seeds: arg-max class present and confidence > seed_threshold (or, with seed_ratio > 0,
+       the class-balanced top `seed_ratio` of each present class's arg-max pixels);
+    3. seeds grow into 8-connected pixels of the same arg-max with confidence > grow_threshold.
+    Returns (pseudo-labels B x H x W long with 255 elsewhere, seeds B x H x W bool).
+    """
+    prob = prob.float() * (state != ABSENT).unsqueeze(-1).unsqueeze(-1)
+    prob = prob / prob.sum(1, keepdim=True).clamp_min(EPS)
+    conf, cls = prob.max(1)
+    present = torch.gather(state == PRESENT, 1, cls.flatten(1)).view_as(cls)
+    if seed_ratio > 0:
+        seeds = torch.zeros_like(present)
+        for c in range(prob.shape[1]):
+            mask = present & (cls == c)
+            for b in range(prob.shape[0]):
+                n = int(mask[b].sum())
+                if n:
+                    k = max(1, int(n * seed_ratio))
+                    cut = conf[b][mask[b]].topk(k).values[-1]
+                    seeds[b] |= mask[b] & (conf[b] >= cut)
+    else:
+        seeds = present & (conf > seed_threshold)
+    grow = (conf > grow_threshold) | seeds
+    labels = np.full(cls.shape, IGNORE, np.int64)
+    cls_np, grow_np, seeds_np = cls.cpu().numpy(), grow.cpu().numpy(), seeds.cpu().numpy()
+    for b in range(cls_np.shape[0]):
+        for c in np.unique(cls_np[b][seeds_np[b]]):
+            region = (grow_np[b] & (cls_np[b] == c)).astype(np.uint8)
+            n, comp = cv2.connectedComponents(region, connectivity=8)
+            hit = np.unique(comp[seeds_np[b] & (cls_np[b] == c)])
+            labels[b][np.isin(comp, hit[hit > 0])] = c
+    return torch.from_numpy(labels).to(prob.device), seeds
+
+
+# F ------------------------------------------------------------------------------------------
+
+def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """The GAN loss (BCE with logits) against an all-source (real=True) or all-target label."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))

@@ -1,0 +1,259 @@
+"""Networks: DeepLabV2 (ResNet-101/50 or a small CPU backbone), the pivot head, discriminators,
+and import of local pretrained weights.
+
+The segmentation network returns, for a batch, the main and auxiliary logits (at output stride
+8), the last feature map and the pivot (image-level) logits. Weights are never downloaded.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet50, resnet101
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from pit_engine.errors import UserError
+
+BACKBONES = ("resnet101", "resnet50", "small")
+
+
+@dataclass
+class SegOutput:
+    logits: torch.Tensor  # B x C x h x w, main head
+    aux: torch.Tensor | None  # B x C x h x w, auxiliary head
+    features: torch.Tensor  # B x K x h x w, last backbone stage
+    pivot: torch.Tensor  # B x C image-level logits
+
+
+class ASPPClassifier(nn.Module):
+    """DeepLabV2's classifier: the *sum* of dilated 3x3 convolutions, one per rate."""
+
+    def __init__(self, in_channels: int, num_classes: int, rates=(6, 12, 18, 24)):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True) for r in rates)
+        for conv in self.convs:
+            nn.init.normal_(conv.weight, 0, 0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x):
+        out = self.convs[0](x)
+        for conv in self.convs[1:]:
+            out = out + conv(x)
+        return out
+
+
+class PivotHead(nn.Module):
+    """Image-level classifier: global average pooling, then a linear layer to C logits.
+
+    Its weights also give class activation maps, CAM_c = sum_k W[c, k] f_k.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, features):
+        return self.fc(features.mean((2, 3)))
+
+    def cam(self, features):
+        return torch.einsum("ck,bkhw->bchw", self.fc.weight, features) + self.fc.bias[None, :, None, None]
+
+
+class ResNetBackbone(nn.Module):
+    """torchvision ResNet, dilated to output stride 8, BatchNorm frozen."""
+
+    def __init__(self, depth: str):
+        super().__init__()
+        build = {"resnet101": resnet101, "resnet50": resnet50}[depth]
+        net = build(weights=None, replace_stride_with_dilation=[False, True, True], norm_layer=FrozenBatchNorm2d)
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.channels = (1024, 2048)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        mid = self.layer3(x)
+        return mid, self.layer4(mid)
+
+
+class _Block(nn.Module):
+    def __init__(self, cin, cout, stride=1, dilation=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.norm1 = nn.GroupNorm(8, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=dilation, dilation=dilation, bias=False)
+        self.norm2 = nn.GroupNorm(8, cout)
+        self.skip = None if (cin == cout and stride == 1) else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.GroupNorm(8, cout))
+
+    def forward(self, x):
+        y = F.relu(self.norm1(self.conv1(x)))
+        y = self.norm2(self.conv2(y))
+        return F.relu(y + (x if self.skip is None else self.skip(x)))
+
+
+class SmallBackbone(nn.Module):
+    """A residual net with the ResNet stage layout at output stride 8 that trains in minutes on
+    a CPU, for the demo and the tests. GroupNorm, so batches of one are fine."""
+
+    def __init__(self, width: int = 24):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.GroupNorm(8, w), nn.ReLU())
+        self.layer1 = _Block(w, w)
+        self.layer2 = nn.Sequential(_Block(w, 2 * w, stride=2), _Block(2 * w, 2 * w))
+        self.layer3 = nn.Sequential(_Block(2 * w, 4 * w, stride=2), _Block(4 * w, 4 * w, dilation=2))
+        self.layer4 = nn.Sequential(_Block(4 * w, 8 * w, dilation=2), _Block(8 * w, 8 * w, dilation=4))
+        self.channels = (4 * w, 8 * w)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        mid = self.layer3(x)
+        return mid, self.layer4(mid)
+
+
+class DeepLabV2(nn.Module):
+    """DeepLabV2 with a main head on the last stage, an auxiliary head on the one before, and
+    the pivot head on pooled last-stage features."""
+
+    def __init__(self, backbone: str = "resnet101", num_classes: int = 19, rates=(6, 12, 18, 24),
+                 aux: bool = True, small_width: int = 24):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise UserError(f"unknown backbone '{backbone}'", "model.backbone", f"use one of: {', '.join(BACKBONES)}")
+        self.backbone_name, self.num_classes = backbone, num_classes
+        self.backbone = SmallBackbone(small_width) if backbone == "small" else ResNetBackbone(backbone)
+        if backbone == "small":  # the small net's stage-4 map is 16x smaller; scale the rates down with it
+            rates = tuple(max(1, r // 6) for r in rates)
+        mid, last = self.backbone.channels
+        self.head = ASPPClassifier(last, num_classes, rates)
+        self.aux_head = ASPPClassifier(mid, num_classes, rates) if aux else None
+        self.pivot_head = PivotHead(last, num_classes)
+
+    def forward(self, x) -> SegOutput:
+        mid, last = self.backbone(x)
+        aux = self.aux_head(mid) if self.aux_head is not None else None
+        return SegOutput(self.head(last), aux, last, self.pivot_head(last))
+
+    def param_groups(self, lr: float, head_mult: float = 10.0):
+        """Backbone at lr, heads (classifiers and the pivot head) at head_mult x lr."""
+        heads = [p for n, p in self.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+        body = [p for n, p in self.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+        return [{"params": body, "lr": lr, "lr_mult": 1.0}, {"params": heads, "lr": lr * head_mult, "lr_mult": head_mult}]
+
+
+class OutputDiscriminator(nn.Module):
+    """AdaptSegNet's fully convolutional discriminator on softmax maps: five 4x4 stride-2
+    convolutions (64, 128, 256, 512, 1 channels at width 64), LeakyReLU(0.2)."""
+
+    def __init__(self, num_classes: int, width: int = 64):
+        super().__init__()
+        chans = [num_classes, width, 2 * width, 4 * width, 8 * width]
+        layers = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(nn.Conv2d(chans[-1], 1, 4, 2, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ImageDiscriminator(nn.Module):
+    """A small MLP on globally pooled features: which domain did this image come from?"""
+
+    def __init__(self, in_channels: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_channels, hidden), nn.LeakyReLU(0.2, inplace=True),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, features):
+        return self.net(features.mean((2, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Local pretrained weights
+
+
+@dataclass
+class WeightsReport:
+    format: str  # "torchvision" or "deeplab"
+    normalization: str  # what the weights expect: "imagenet" or "caffe"
+    loaded: int
+    unmatched: list[str]  # keys of the file that found no place in the model
+    missing: list[str]  # backbone parameters the file did not provide
+
+
+def _load_state(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError("weights file not found", path, "give a local .pth file; nothing is downloaded")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, zip errors, refused globals
+        raise UserError(f"cannot load weights: {str(exc).splitlines()[0][:160]}", path,
+                        "give a torchvision ResNet state dict or a DeepLab initialisation checkpoint") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError("weights file holds no state dict of tensors", path, "give a ResNet state dict")
+    return state
+
+
+def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
+    """Load a torchvision ResNet state dict, or an AdaptSegNet / ADVENT DeepLab initialisation
+    checkpoint (keys `Scale.layer1.0.conv1.weight`, `layer5.conv2d_list.0.weight`, ...), by name."""
+    path = Path(path)
+    if model.backbone_name == "small":
+        raise UserError("the small backbone has no pretrained weights", path, "leave model.weights empty")
+    state = _load_state(path)
+    deeplab = any(k.startswith("Scale.") or ".conv2d_list." in k for k in state)
+    target = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    unmatched = []
+    for key, value in state.items():
+        name = key[len("Scale."):] if key.startswith("Scale.") else key
+        if name.startswith("layer5.conv2d_list."):  # DeepLab's classifier, only if the class count fits
+            name = "head.convs." + name[len("layer5.conv2d_list."):]
+        elif name.startswith("layer6.conv2d_list."):
+            name = "aux_head.convs." + name[len("layer6.conv2d_list."):]
+        else:
+            name = "backbone." + name
+        if name in target and target[name].shape == value.shape:
+            mapped[name] = value
+        else:
+            unmatched.append(key)
+    backbone_keys = [k for k in target if k.startswith("backbone.")]
+    missing = [k for k in backbone_keys if k not in mapped]
+    if len(missing) == len(backbone_keys):
+        raise UserError("no key of the weights file matches the backbone", path,
+                        f"check that it is a {model.backbone_name} checkpoint")
+    model.load_state_dict(mapped, strict=False)
+    return WeightsReport("deeplab" if deeplab else "torchvision", "caffe" if deeplab else "imagenet",
+                         len(mapped), unmatched, missing)
+
+
+def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str = "",
+                log=print) -> tuple[DeepLabV2, str | None]:
+    """The segmentation network, with pretrained weights if a file is given.
+
+    Returns the model and the normalisation the weights expect (None when trained from scratch).
+    """
+    model = DeepLabV2(backbone, num_classes, tuple(rates), aux)
+    if not weights:
+        if backbone != "small":
+            warnings.warn(f"{backbone} trains from scratch (no model.weights given): results are not "
+                          "comparable with published numbers", stacklevel=2)
+        return model, None
+    report = load_pretrained(model, weights)
+    log(f"loaded {report.loaded} tensors from {weights} ({report.format} format, expects {report.normalization} "
+        f"normalisation); {len(report.unmatched)} key(s) unmatched"
+        + (f": {', '.join(report.unmatched[:6])}{' ...' if len(report.unmatched) > 6 else ''}" if report.unmatched else "")
+        + (f"; {len(report.missing)} backbone tensor(s) not in the file" if report.missing else ""))
+    return model, report.normalization

@@ -1,0 +1,425 @@
+"""The trainer: source-only and PIT are the same loop with components switched on or off.
+
+`Trainer(config, run_dir).run(on_event)` runs in the caller's thread and reports through
+`events` dataclasses. `pause()`, `resume()` and `stop()` may be called from any thread; a stop
+takes effect after the current optimizer step and leaves a checkpoint behind.
+
+Reproducibility: every training sample is a numbered *draw* from an endless stream whose
+order and augmentation are seeded by (seed, draw), so a run resumed from a checkpoint sees
+exactly the batches the uninterrupted run would have seen, whatever the number of workers or
+processes. Ranks take disjoint slices of each global batch (DistributedDataParallel-ready).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import threading
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pit_engine import method as M
+from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
+from pit_engine.config import Config
+from pit_engine.data.datasets import SegmentationDataset, open_dataset
+from pit_engine.data.transforms import Transform, get_normalization
+from pit_engine.errors import UserError
+from pit_engine.evaluate import evaluate
+from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+from pit_engine.models import ImageDiscriminator, OutputDiscriminator, build_model
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", "train.device",
+                            "use --device cpu (or auto)")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"no GPU {index}; this machine has {torch.cuda.device_count()}", "train.device",
+                            "pick an existing GPU index")
+    return torch.device(name)
+
+
+class Draws(Dataset):
+    """Draw number -> (sample, augmentation): epoch e is a permutation seeded by (seed, e)."""
+
+    def __init__(self, dataset: SegmentationDataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+        self._epoch, self._perm = -1, None
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, draw: int) -> dict:
+        n = len(self.dataset)
+        epoch, pos = divmod(draw, n)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        generator = torch.Generator().manual_seed((self.seed * 2_654_435_761 + draw) % 2 ** 63)
+        return self.dataset.get(int(self._perm[pos]), generator)
+
+
+class DrawSampler(Sampler):
+    """This rank's draws, from a start step on: step s, rank r take draws
+    s*B*W + r*B ... s*B*W + r*B + B-1, so the global batch does not depend on the world size."""
+
+    def __init__(self, start_step: int, batch: int, rank: int = 0, world: int = 1):
+        self.start_step, self.batch, self.rank, self.world = start_step, batch, rank, world
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            first = step * self.batch * self.world + self.rank * self.batch
+            yield from range(first, first + self.batch)
+            step += 1
+
+    def __len__(self):
+        return 2 ** 62
+
+
+def _loader(dataset, seed, start_step, batch, rank, world, workers, pin):
+    return iter(DataLoader(Draws(dataset, seed), batch_size=batch, sampler=DrawSampler(start_step, batch, rank, world),
+                           num_workers=workers, pin_memory=pin, persistent_workers=False,
+                           prefetch_factor=4 if workers else None))
+
+
+class Trainer:
+    def __init__(self, config: Config, run_dir: str | Path | None = None, resume: bool = False, log=print):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.resume_from = resume
+        self.log_fn = log
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+        self.iteration = 0
+        dist = torch.distributed
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.is_main = self.rank == 0
+
+    # control, from any thread -------------------------------------------------------------
+    def pause(self):
+        self._running.clear()
+
+    def resume(self):
+        self._running.set()
+
+    def stop(self):
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # the run ------------------------------------------------------------------------------
+    def run(self, on_event=lambda event: None) -> Finished:
+        self._emit = on_event
+        try:
+            self._setup()
+            finished = self._loop()
+        except UserError as exc:
+            finished = Finished("failed", exc.line(), self.iteration)
+        except Exception as exc:
+            finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
+        self._log_event(f"finished: {finished.reason} {finished.message}".strip())
+        if finished.traceback:
+            self._log_event(finished.traceback)
+        on_event(finished)
+        return finished
+
+    def _log_event(self, text: str) -> None:
+        if self.is_main and self.run_dir.is_dir():
+            with open(self.run_dir / "events.log", "a") as f:
+                f.write(f"{datetime.now().isoformat(timespec='seconds')} {text}\n")
+
+    def _metrics(self, record: dict) -> None:
+        if self.is_main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _setup(self) -> None:
+        cfg = self.config
+        self.device = resolve_device(cfg.train.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        seed = cfg.train.seed
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+        self.model, weights_norm = build_model(cfg.model.backbone, len(CITYSCAPES_CLASSES), cfg.model.aspp_rates,
+                                               cfg.model.aux, cfg.model.weights, log=self._say)
+        norm = cfg.model.normalization
+        self.normalization = get_normalization(weights_norm or "imagenet" if norm == "auto" else norm)
+        self.model.to(self.device)
+        m = cfg.method
+        self.teacher = None
+        self.d_out = OutputDiscriminator(self.model.num_classes, m.disc_width).to(self.device) if m.output_adv else None
+        self.d_out_aux = OutputDiscriminator(self.model.num_classes, m.disc_width).to(self.device) \
+            if m.output_adv and cfg.model.aux else None
+        self.d_img = ImageDiscriminator(self.model.backbone.channels[1]).to(self.device) if m.align else None
+        self.optimizer = torch.optim.SGD(self.model.param_groups(cfg.train.lr, cfg.train.head_lr_mult),
+                                         lr=cfg.train.lr, momentum=cfg.train.momentum,
+                                         weight_decay=cfg.train.weight_decay)
+        discs = [d for d in (self.d_out, self.d_out_aux, self.d_img) if d is not None]
+        self.d_optimizer = torch.optim.Adam([p for d in discs for p in d.parameters()], lr=m.disc_lr,
+                                            betas=(0.9, 0.99)) if discs else None
+
+        d = cfg.data
+        crop = tuple(d.crop) or None
+        self.source = open_dataset(d.source_kind, d.source_root, None,
+                                   Transform(tuple(d.source_size), crop, d.flip, self.normalization.name))
+        if not self.source.labelled:
+            raise UserError("the source data set has no labels", d.source_root, "give a labelled source")
+        self.target = None
+        if m.adapts:
+            self.target = open_dataset(d.target_kind, d.target_root, d.target_split if d.target_kind == "cityscapes"
+                                       else None, Transform(tuple(d.target_size), crop, d.flip, self.normalization.name))
+            if m.pivot_source == "oracle" and not self.target.labelled:
+                raise UserError("the oracle pivot needs target labels", d.target_root,
+                                "use method.pivot_source = \"inferred\"")
+        self.val = None
+        val_root = d.val_root or d.target_root
+        if val_root and self.is_main:
+            try:
+                val = open_dataset(d.val_kind, val_root, d.val_split if d.val_kind == "cityscapes" else None)
+                self.val = val if val.labelled else None
+            except UserError as exc:
+                self._say(f"no evaluation: {exc.line()}")
+        self.subsets = EVAL_SUBSETS[d.source_kind]
+
+        if self.resume_from:
+            self._restore()
+        else:
+            if self.is_main:
+                if (self.run_dir / "checkpoints").is_dir() and any((self.run_dir / "checkpoints").iterdir()):
+                    raise UserError("run directory already holds checkpoints", self.run_dir,
+                                    "continue it with --resume, or choose a new --out")
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                cfg.save(self.run_dir / "config.toml")
+        self._log_event(f"started at iteration {self.iteration} on {self.device}")
+        pin = self.device.type == "cuda"
+        self.source_iter = _loader(self.source, seed, self.iteration, cfg.train.batch_size, self.rank, self.world,
+                                   d.workers, pin)
+        self.target_iter = _loader(self.target, seed + 1, self.iteration, cfg.train.batch_size, self.rank,
+                                   self.world, d.workers, pin) if self.target is not None else None
+
+    def _say(self, text: str) -> None:
+        if self.is_main:
+            self.log_fn(text)
+
+    # checkpoints ----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "config": self.config.to_dict(),
+            "classes": list(CITYSCAPES_CLASSES),
+            "normalization": self.normalization.name,
+            "rng": rng_state(),
+        }
+        if self.teacher is not None:
+            state["teacher"] = self.teacher.state_dict()
+        for name in ("d_out", "d_out_aux", "d_img", "d_optimizer"):
+            part = getattr(self, name)
+            if part is not None:
+                state[name] = part.state_dict()
+        return state
+
+    def _save(self) -> None:
+        if not self.is_main:
+            return
+        cfg = self.config.train
+        path = save_checkpoint(self.run_dir / "checkpoints" / f"iter_{self.iteration:07d}.pt", self._state())
+        for old in sorted((self.run_dir / "checkpoints").glob("iter_*.pt"))[:-max(cfg.keep_checkpoints, 1)]:
+            old.unlink(missing_ok=True)
+        self._log_event(f"checkpoint {path.name}")
+        self._emit(CheckpointSaved(self.iteration, str(path)))
+
+    def _restore(self) -> None:
+        path = latest_checkpoint(self.run_dir)
+        state = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for name in ("d_out", "d_out_aux", "d_img", "d_optimizer"):
+            part = getattr(self, name)
+            if part is not None and name in state:
+                part.load_state_dict(state[name])
+        if "teacher" in state:
+            self.teacher = copy.deepcopy(self.model)
+            self.teacher.load_state_dict(state["teacher"])
+            self.teacher.eval().requires_grad_(False)
+        self.iteration = state["iteration"]
+        set_rng_state(state["rng"])
+        if self.is_main:  # forget what was logged after the checkpoint: it is about to happen again
+            metrics = self.run_dir / "metrics.jsonl"
+            if metrics.is_file():
+                keep = [line for line in metrics.read_text().splitlines()
+                        if line.strip() and json.loads(line)["iteration"] <= self.iteration]
+                metrics.write_text("".join(line + "\n" for line in keep))
+        self._say(f"resumed {self.run_dir} from {path.name}")
+
+    # the loop -------------------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        cfg = self.config.train
+        scale = (1 - self.iteration / cfg.iterations) ** cfg.poly_power
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * group.get("lr_mult", 1.0) * scale
+        if self.d_optimizer is not None:
+            for group in self.d_optimizer.param_groups:
+                group["lr"] = self.config.method.disc_lr * scale
+        return cfg.lr * scale
+
+    def _loop(self) -> Finished:
+        cfg = self.config
+        total = cfg.train.iterations
+        self._emit(Started(total, str(self.run_dir), self.iteration, str(self.device)))
+        sums: dict[str, torch.Tensor] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        rate = 0.0
+        while self.iteration < total:
+            if not self._running.is_set():
+                self._running.wait()
+            if self._stop.is_set():
+                self._save()
+                return Finished("stopped", f"stopped at iteration {self.iteration}", self.iteration)
+            lr = self._set_lr()
+            losses = self._step()
+            self.iteration += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0) + v.detach()
+            window_steps += 1
+            if self.iteration % cfg.train.log_every == 0 or self.iteration == total:
+                # one host-device sync per logging window, not per step
+                values = {k: float(v) / window_steps for k, v in sums.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise UserError(f"loss '{bad[0]}' is not finite at iteration {self.iteration}", self.run_dir,
+                                    "lower train.lr or the loss weights; the last checkpoint is kept")
+                now = time.perf_counter()
+                rate = window_steps / max(now - window_start, 1e-9)
+                window_start, window_steps, sums = now, 0, {}
+                eta = (total - self.iteration) / max(rate, 1e-9)
+                self._metrics({"kind": "step", "iteration": self.iteration, "lr": lr, **values})
+                self._emit(Step(self.iteration, values, lr, rate, eta))
+            last = self.iteration == total
+            if self.val is not None and (last or cfg.train.eval_every and self.iteration % cfg.train.eval_every == 0):
+                self._evaluate()
+            if last or cfg.train.checkpoint_every and self.iteration % cfg.train.checkpoint_every == 0:
+                self._save()
+        return Finished("done", f"finished {total} iterations", self.iteration)
+
+    def _evaluate(self) -> None:
+        cfg = self.config
+        result = evaluate(self.model, self.val, self.subsets, cfg.eval.size, self.normalization, self.device,
+                          cfg.method.tau_lo, cfg.method.tau_hi, cfg.method.min_pixels, cfg.eval.max_frames)
+        self._metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
+        self._log_event(f"evaluated at {self.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items()))
+        self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
+
+    def _step(self) -> dict[str, torch.Tensor]:
+        cfg, m = self.config, self.config.method
+        dev = self.device
+        losses: dict[str, torch.Tensor] = {}
+        src = next(self.source_iter)
+        xs = src["image"].to(dev, non_blocking=True)
+        ys = src["label"].to(dev, non_blocking=True)
+        out_s = self.model(xs)
+        logits_s = _up(out_s.logits, xs)
+        losses["seg"] = F.cross_entropy(logits_s, ys, ignore_index=IGNORE)
+        if out_s.aux is not None:
+            losses["seg_aux"] = cfg.model.aux_weight * F.cross_entropy(_up(out_s.aux, xs), ys, ignore_index=IGNORE)
+        v_s = M.category_vector(ys, self.model.num_classes, m.min_pixels)
+        if m.pivot:
+            losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(out_s.pivot, v_s)
+        if m.image_level:
+            losses["img_src"] = m.lambda_img * M.image_level_loss(logits_s.softmax(1), v_s, m.gwrp_decay, m.gwrp_topk)
+
+        adapting = self.target is not None and self.iteration >= m.warmup
+        if adapting:
+            tgt = next(self.target_iter)
+            xt = tgt["image"].to(dev, non_blocking=True)
+            out_t = self.model(xt)
+            logits_t = _up(out_t.logits, xt)
+            p_t = logits_t.softmax(1)
+            if m.image_level or m.pixel_level:
+                state = self._target_pivot(out_t, p_t, tgt)
+            if m.image_level:
+                losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk)
+            if m.pixel_level:
+                pseudo = self._pseudo_labels(xt, p_t, state)
+                if (pseudo != IGNORE).any():
+                    losses["pix"] = m.lambda_pix * F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
+            if self.d_img is not None:
+                losses["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
+            if self.d_out is not None:
+                losses["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
+                if self.d_out_aux is not None and out_t.aux is not None:
+                    losses["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
+                        self.d_out_aux(_up(out_t.aux, xt).softmax(1)), real=True)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        self.optimizer.step()
+
+        if adapting and self.d_optimizer is not None:  # the discriminators learn source = 1, target = 0
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss = 0.0
+            pairs = []
+            if self.d_img is not None:
+                pairs.append((self.d_img, out_s.features.detach(), out_t.features.detach()))
+            if self.d_out is not None:
+                pairs.append((self.d_out, logits_s.detach().softmax(1), p_t.detach()))
+            if self.d_out_aux is not None and out_s.aux is not None:
+                pairs.append((self.d_out_aux, _up(out_s.aux, xs).detach().softmax(1), _up(out_t.aux, xt).detach().softmax(1)))
+            for disc, fs, ft in pairs:
+                d_loss = d_loss + M.adversarial_loss(disc(fs), True) + M.adversarial_loss(disc(ft), False)
+            d_loss.backward()
+            self.d_optimizer.step()
+            losses["disc"] = d_loss.detach()
+        return losses
+
+    def _target_pivot(self, out_t, p_t, batch) -> torch.Tensor:
+        """The target category vector: 1 present, 0 absent, -1 unsure (skipped)."""
+        m = self.config.method
+        if m.pivot_source == "oracle":
+            labels = batch["label"].to(self.device)
+            return M.category_vector(labels, self.model.num_classes, m.min_pixels).long()
+        q = torch.sigmoid(out_t.pivot.detach().float())
+        if m.refresh_pivot:
+            q = torch.maximum(q, M.gwrp(p_t.detach(), m.gwrp_decay, m.gwrp_topk))
+        return M.pivot_state(q, m.tau_lo, m.tau_hi)
+
+    @torch.no_grad()
+    def _pseudo_labels(self, xt, p_t, state) -> torch.Tensor:
+        """Region-grown labels from the weights of the last multiple of K iterations
+        (K = 1: the current weights, whose probabilities this step already has)."""
+        m = self.config.method
+        if m.refresh_every == 1:
+            prob = p_t.detach()
+        else:
+            if self.teacher is None or self.iteration % m.refresh_every == 0:
+                self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+            prob = _up(self.teacher(xt).logits, xt).softmax(1)
+        labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio)
+        return labels
+
+
+def _up(logits, like):
+    return F.interpolate(logits, size=like.shape[-2:], mode="bilinear", align_corners=False)
