@@ -218,6 +218,8 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
     mapped: dict[str, torch.Tensor] = {}
     unmatched = []
     for key, value in state.items():
+        if key.endswith("num_batches_tracked"):  # BatchNorm bookkeeping; frozen BN has no use for it
+            continue
         name = key[len("Scale."):] if key.startswith("Scale.") else key
         if name.startswith("layer5.conv2d_list."):  # DeepLab's classifier, only if the class count fits
             name = "head.convs." + name[len("layer5.conv2d_list."):]

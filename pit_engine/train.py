@@ -216,8 +216,9 @@ class Trainer:
         pin = self.device.type == "cuda"
         self.source_iter = _loader(self.source, seed, self.iteration, cfg.train.batch_size, self.rank, self.world,
                                    d.workers, pin)
-        self.target_iter = _loader(self.target, seed + 1, self.iteration, cfg.train.batch_size, self.rank,
-                                   self.world, d.workers, pin) if self.target is not None else None
+        # the target stream is drawn from only after the warm-up: its step count lags behind
+        self.target_iter = _loader(self.target, seed + 1, max(0, self.iteration - m.warmup), cfg.train.batch_size,
+                                   self.rank, self.world, d.workers, pin) if self.target is not None else None
 
     def _say(self, text: str) -> None:
         if self.is_main:

@@ -31,3 +31,32 @@ def real_frame(realdata):
     ids = np.asarray(Image.open(realdata / f"gtFine/val/frankfurt/{FRAME}_gtFine_labelIds.png"))
     train_ids = np.asarray(Image.open(realdata / f"gtFine/val/frankfurt/{FRAME}_gtFine_labelTrainIds.png"))
     return img, ids, train_ids
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A few frames of the demo pair, made once per test session."""
+    from pit_engine.data.demo import make_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    make_demo(root, seed=0, n_source=8, n_train=8, n_val=4)
+    return root
+
+
+def tiny_config(demo: Path, **sections):
+    """A config that trains the small backbone on tiny frames for a few iterations.
+    Keyword arguments update sections: tiny_config(demo, method={"pixel_level": False})."""
+    from pit_engine.config import Config
+
+    raw = {
+        "data": {"source_root": str(demo / "source"), "target_root": str(demo / "target"),
+                 "source_size": [64, 36], "target_size": [64, 32], "workers": 0},
+        "model": {"backbone": "small"},
+        "method": {"gwrp_decay": 0.99, "warmup": 2},
+        "train": {"iterations": 6, "batch_size": 2, "lr": 0.01, "head_lr_mult": 1.0, "device": "cpu",
+                  "log_every": 1, "eval_every": 0, "checkpoint_every": 0},
+        "eval": {"size": [64, 32]},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return Config.from_dict(raw, "test")

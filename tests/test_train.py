@@ -1,0 +1,142 @@
+"""The trainer on tiny demo frames: events, run directory, checkpoints, stop / resume, bad input."""
+import json
+import threading
+import time
+
+import pytest
+import torch
+
+from pit_engine.checkpoint import load_checkpoint, restore_model
+from pit_engine.cli import main
+from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+from pit_engine.train import Trainer
+from tests.conftest import tiny_config
+
+SOURCE_ONLY = {"pivot": False, "align": False, "image_level": False, "pixel_level": False}
+
+
+def run(config, run_dir, **kwargs):
+    events = []
+    finished = Trainer(config, run_dir, **kwargs).run(events.append)
+    return finished, events
+
+
+def step_losses(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["iteration"], {k: v for k, v in r.items() if k not in ("kind", "iteration")})
+            for r in lines if r["kind"] == "step"]
+
+
+def test_pit_run_reports_every_loss_term_and_writes_the_run_dir(tiny_demo, tmp_path):
+    config = tiny_config(tiny_demo, method={"output_adv": True, "disc_width": 8})
+    finished, events = run(config, tmp_path / "run")
+    assert finished.reason == "done", finished.message
+    assert isinstance(events[0], Started) and events[0].total_iterations == 6
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [s.iteration for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert set(steps[0].losses) == {"seg", "seg_aux", "cls", "img_src"}  # warm-up: source only
+    assert {"img_tgt", "align", "adv", "adv_aux", "disc"} <= set(steps[-1].losses)
+    assert steps[0].lr > steps[-1].lr  # poly schedule
+    evaluated = [e for e in events if isinstance(e, Evaluated)]
+    assert len(evaluated) == 1 and 0 <= evaluated[0].miou <= 1 and "mIoU19" in evaluated[0].subsets
+    assert any(isinstance(e, CheckpointSaved) for e in events) and isinstance(events[-1], Finished)
+    run_dir = tmp_path / "run"
+    assert {p.name for p in run_dir.iterdir()} == {"config.toml", "metrics.jsonl", "checkpoints", "events.log"}
+    state = load_checkpoint(run_dir)  # weights_only under the hood
+    assert state["iteration"] == 6 and state["normalization"] == "imagenet" and len(state["classes"]) == 19
+    assert {"model", "optimizer", "rng", "config", "d_out", "d_img", "d_optimizer"} <= set(state)
+
+
+def test_pixel_level_loss_appears_once_seeds_exist(tiny_demo, tmp_path):
+    # thresholds at 0 make every arg-max pixel a seed, so the pseudo-label term must show up
+    config = tiny_config(tiny_demo, method={"seed_threshold": 0.0, "grow_threshold": 0.0, "tau_hi": 0.0,
+                                            "tau_lo": 0.0, "warmup": 0})
+    finished, events = run(config, tmp_path / "run")
+    assert finished.reason == "done"
+    assert all("pix" in e.losses for e in events if isinstance(e, Step))
+
+
+def test_source_only_is_the_same_loop_with_components_off(tiny_demo, tmp_path):
+    finished, events = run(tiny_config(tiny_demo, method=SOURCE_ONLY), tmp_path / "run")
+    assert finished.reason == "done"
+    assert all(set(e.losses) == {"seg", "seg_aux"} for e in events if isinstance(e, Step))
+
+
+def test_stop_then_resume_matches_an_uninterrupted_run(tiny_demo, tmp_path):
+    config = tiny_config(tiny_demo, method={"refresh_every": 3}, train={"iterations": 8})
+    done, _ = run(config, tmp_path / "whole")
+    assert done.reason == "done"
+
+    trainer = Trainer(config, tmp_path / "split")
+    stopped = trainer.run(lambda e: isinstance(e, Step) and e.iteration == 4 and trainer.stop())
+    assert stopped.reason == "stopped" and stopped.iteration == 4  # stops after that optimizer step
+    assert load_checkpoint(tmp_path / "split")["iteration"] == 4
+    resumed, events = run(config, tmp_path / "split", resume=True)
+    assert resumed.reason == "done" and events[0].start_iteration == 4
+    whole, split = step_losses(tmp_path / "whole"), step_losses(tmp_path / "split")
+    assert [i for i, _ in split] == list(range(1, 9))
+    for (_, a), (_, b) in zip(whole, split):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), k
+
+
+def test_pause_holds_the_loop_until_resume(tiny_demo, tmp_path):
+    trainer = Trainer(tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 40}), tmp_path / "run")
+    seen = []
+    thread = threading.Thread(target=lambda: trainer.run(seen.append))
+    trainer.pause()
+    thread.start()
+    time.sleep(1.0)
+    assert not any(isinstance(e, Step) for e in seen)  # paused before the first step
+    trainer.resume()
+    deadline = time.time() + 30
+    while not any(isinstance(e, Step) for e in seen) and time.time() < deadline:
+        time.sleep(0.02)
+    trainer.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert isinstance(seen[-1], Finished) and seen[-1].reason == "stopped"
+
+
+def test_bad_inputs_fail_with_one_line(tiny_demo, tmp_path):
+    config = tiny_config(tiny_demo, data={"source_root": str(tmp_path / "nowhere")})
+    finished, _ = run(config, tmp_path / "run")
+    assert finished.reason == "failed" and not finished.traceback
+    assert finished.message.startswith("error: folder not found")
+    # a run directory that already holds checkpoints is never overwritten
+    good = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2})
+    assert run(good, tmp_path / "r2")[0].reason == "done"
+    finished, _ = run(good, tmp_path / "r2")
+    assert finished.reason == "failed" and "already holds checkpoints" in finished.message
+
+
+def test_checkpoint_with_another_class_count_is_refused(tiny_demo, tmp_path):
+    good = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 1})
+    run(good, tmp_path / "run")
+    path = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    state = torch.load(path, weights_only=True)
+    state["classes"] = state["classes"][:16]
+    torch.save(state, tmp_path / "sixteen.pt")
+    with pytest.raises(Exception, match="checkpoint has 16 classes, this build expects 19"):
+        restore_model(tmp_path / "sixteen.pt")
+
+
+def test_cli_train_eval_and_config_typo(tiny_demo, tmp_path, capsys):
+    config = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2})
+    path = tmp_path / "c.toml"
+    path.write_text(config.to_toml())
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--data", f"cityscapes:{tiny_demo / 'target'}:val",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert "mIoU19" in json.loads((tmp_path / "e.json").read_text())["miou"]
+    capsys.readouterr()
+    path.write_text(config.to_toml().replace("iterations = 2", "iteration = 2"))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'train.iteration'" in err and "Traceback" not in err
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--data", "kitti:/x"]) == 2
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["eval", "--checkpoint", str(tmp_path / "broken.pt"), "--data",
+                 f"cityscapes:{tiny_demo / 'target'}:val"]) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
