@@ -88,7 +88,6 @@ class TrainConfig:
     head_lr_mult: float = 10.0
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "off"  # off, bf16, fp16
     log_every: int = 10
     eval_every: int = 5000  # 0: only at the end
     checkpoint_every: int = 5000
@@ -98,7 +97,6 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     size: list[int] = field(default_factory=lambda: [1024, 512])  # the network input (width, height)
-    batch_size: int = 1
     max_frames: int = 0  # 0: all
 
 
@@ -138,7 +136,6 @@ class Config:
             "model.backbone": (self.model.backbone, BACKBONES),
             "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
             "method.pivot_source": (self.method.pivot_source, ["inferred", "oracle"]),
-            "train.amp": (self.train.amp, ["off", "bf16", "fp16"]),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -159,8 +156,7 @@ class Config:
                 and (self.method.image_level or self.method.pixel_level):
             raise UserError("image- and pixel-level expansion need the pivot", where,
                             "set method.pivot = true, or method.pivot_source = \"oracle\"")
-        for key in ("train.iterations", "train.batch_size", "train.log_every", "method.refresh_every",
-                    "eval.batch_size"):
+        for key in ("train.iterations", "train.batch_size", "train.log_every", "method.refresh_every"):
             section, name = key.split(".")
             if getattr(getattr(self, section), name) < 1:
                 raise UserError(f"'{key}' must be at least 1", where, "fix the value")

@@ -106,6 +106,7 @@ class Trainer:
         self._running.set()
         self._stop = threading.Event()
         self.iteration = 0
+        self.source_iter = self.target_iter = None
         dist = torch.distributed
         self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -136,6 +137,8 @@ class Trainer:
             finished = Finished("failed", exc.line(), self.iteration)
         except Exception as exc:
             finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
+        finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
+            self.source_iter = self.target_iter = None
         self._log_event(f"finished: {finished.reason} {finished.message}".strip())
         if finished.traceback:
             self._log_event(finished.traceback)

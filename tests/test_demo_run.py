@@ -1,0 +1,43 @@
+"""`pit demo` end to end, shrunk to a few frames and iterations."""
+import json
+
+import pytest
+
+from pit_engine import demo
+from pit_engine.cli import main
+
+
+@pytest.fixture
+def tiny_quick(monkeypatch):
+    monkeypatch.setattr(demo, "QUICK", {"frames": (6, 6, 3), "iterations": 4, "warmup": 2})
+    original = demo.demo_config
+
+    def small(*args, **kwargs):
+        config = original(*args, **kwargs)
+        config.data.source_size, config.data.target_size, config.eval.size = [64, 36], [64, 32], [64, 32]
+        config.data.workers = 0
+        return config
+
+    monkeypatch.setattr(demo, "demo_config", small)
+
+
+def test_demo_writes_the_report(tiny_quick, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["classes"]) == 19 and report["device"] == "cpu" and report["wall_s"] > 0
+    for row in ("source_only", "pit"):
+        assert 0 <= report[row]["miou"] <= 1 and set(report[row]["per_class"]) == set(report["classes"])
+    assert report["gain"] == pytest.approx(report["pit"]["miou"] - report["source_only"]["miou"])
+    assert (out / "data/source/images").is_dir() and (out / "source_only/checkpoints").is_dir()
+    assert "| + D + E (PIT) |" in (out / "report.md").read_text()
+    assert "Gain of PIT over source only" in capsys.readouterr().out
+
+
+def test_ablation_and_seeds_give_every_row_a_mean_and_spread(tiny_quick, tmp_path):
+    report = demo.run_demo(tmp_path / "abl", quick=True, device="cpu", seeds=(0, 1), ablation=True,
+                           say=lambda text: None)
+    assert set(demo.ROWS) <= set(report)
+    for row in demo.ROWS:
+        assert len(report[row]["miou_per_seed"]) == 2 and report[row]["miou_std"] >= 0
+    assert len(report["gain_per_seed"]) == 2
