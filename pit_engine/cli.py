@@ -158,6 +158,30 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from pit_engine.export import predict_files
+    from pit_engine.train import resolve_device
+
+    result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device), args.overwrite,
+                           progress=_progress("predicting"))
+    print(f"wrote {len(result['frames'])} frame(s) to {args.out}"
+          + (f"; skipped {len(result['skipped'])}" if result["skipped"] else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pit_engine.export import export_overlays
+    from pit_engine.train import resolve_device
+
+    if not 0 <= args.alpha <= 1:
+        raise UserError(f"--alpha {args.alpha} is outside 0..1", "--alpha", "e.g. --alpha 0.5")
+    index = export_overlays(args.checkpoint, args.inputs, args.out, args.compare, args.alpha,
+                            resolve_device(args.device), args.overwrite, progress=_progress("exporting"))
+    print(f"wrote {len(index['frames'])} frame(s) and index.json to {args.out}"
+          + (f"; skipped {len(index['skipped'])} (listed in index.json)" if index["skipped"] else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pit", description="PIT Studio: domain-adaptive semantic segmentation (PIT, CVPR 2020).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -198,6 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", help="also write the result as JSON")
     ev.set_defaults(func=cmd_eval)
+
+    predict = sub.add_parser("predict", help="class maps, colour maps and category vectors for frames")
+    predict.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser("export", help="overlay PNGs, and source-only vs adapted composites with --compare")
+    export.add_argument("--checkpoint", required=True, help="a .pt file or a run directory (A, e.g. source-only)")
+    export.add_argument("--compare", metavar="CKPT2", help="a second checkpoint (B, e.g. PIT)")
+    export.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    export.add_argument("--out", required=True)
+    export.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    export.add_argument("--device", default="auto")
+    export.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="the main job: demo data, source-only vs PIT, evaluation, report")
     demo.add_argument("--quick", action="store_true", help="a small, fast run (about a minute); not a real comparison")

@@ -1,0 +1,194 @@
+"""`pit predict` and `pit export`: run predictors over frames and write files.
+
+Inputs are image files or folders (searched recursively). A file that is not a readable image
+is skipped with a warning and listed. Nothing is overwritten unless asked: every output name
+is checked before the first file is written.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pit_engine import overlay
+from pit_engine.classes import CITYSCAPES_CLASSES, colourize, labelids_to_trainids
+from pit_engine.compare import OUTCOME_COLOURS, OUTCOMES, FolderComparison, compare
+from pit_engine.data.io import IMAGE_SUFFIXES, atomic_write, read_id_label, read_rgb, save_png
+from pit_engine.errors import UserError
+from pit_engine.method import ABSENT, PRESENT
+from pit_engine.predict import Predictor
+
+DIFFER_COLOUR = (255, 0, 255)
+
+
+@dataclass
+class Inputs:
+    images: list[Path] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
+def gather(paths) -> Inputs:
+    found = Inputs()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            files = [path]
+        else:
+            raise UserError("input not found", path, "give image files or folders of frames")
+        for f in files:
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                found.images.append(f)
+            else:
+                _warn(f"skipped {f}: not an image file")
+                found.skipped.append({"path": str(f), "reason": "not an image file"})
+    if not found.images:
+        raise UserError("no image files among the inputs", ", ".join(map(str, paths)), "give frames (.png, .jpg, ...)")
+    return found
+
+
+def truth_for(image: Path) -> Path | None:
+    """A Cityscapes frame's labelIds file, found through the data set's layout, if it is there."""
+    if not image.name.endswith("_leftImg8bit.png") or "leftImg8bit" not in image.parts[:-1]:
+        return None
+    parts = list(image.parts)
+    i = len(parts) - 1 - parts[::-1].index("leftImg8bit")
+    parts[i] = "gtFine"
+    parts[-1] = image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+    label = Path(*parts)
+    return label if label.is_file() else None
+
+
+def _names(images: list[Path]) -> list[str]:
+    """Output stems: the file stem, made unique where two inputs share one."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in images:
+        stem = p.stem.replace("_leftImg8bit", "")
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        out.append(stem if n == 0 else f"{stem}_{n + 1}")
+    return out
+
+
+def _refuse_overwrite(out: Path, files: list[str], overwrite: bool) -> None:
+    if overwrite:
+        return
+    existing = [f for f in files if (out / f).exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise UserError(f"output exists: {existing[0]}{more}", out, "pass --overwrite or choose another --out")
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def _read(path: Path, skipped: list[dict]):
+    try:
+        return read_rgb(path)
+    except UserError as exc:
+        _warn(f"skipped {path}: {exc.what}")
+        skipped.append({"path": str(path), "reason": exc.what})
+        return None
+
+
+def _write_json(path: Path, data) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2)))
+
+
+def predict_files(checkpoint, paths, out, device="cpu", overwrite=False, progress=None) -> dict:
+    """Per frame: `<name>_trainIds.png`, `<name>_colour.png` and `<name>.json`."""
+    predictor = Predictor.from_checkpoint(checkpoint, device)
+    inputs = gather(paths)
+    out = Path(out)
+    names = _names(inputs.images)
+    _refuse_overwrite(out, [f"{n}{s}" for n in names for s in ("_trainIds.png", "_colour.png", ".json")], overwrite)
+    written = []
+    for path, name in (progress(list(zip(inputs.images, names))) if progress else zip(inputs.images, names)):
+        image = _read(path, inputs.skipped)
+        if image is None:
+            continue
+        pred = predictor.predict(image)
+        save_png(out / f"{name}_trainIds.png", pred.classes)
+        save_png(out / f"{name}_colour.png", colourize(pred.classes))
+        state = {PRESENT: "present", ABSENT: "absent"}
+        _write_json(out / f"{name}.json", {
+            "image": str(path), "checkpoint": str(checkpoint), "size": list(pred.size),
+            "tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi,
+            "classes": {c: {"q": round(float(pred.q[i]), 6), "pooled": round(float(pred.pooled[i]), 6),
+                            "pivot": state.get(int(pred.pivot[i]), "unsure"),
+                            "pixel_share": round(float(pred.pixel_share()[i]), 6)}
+                        for i, c in enumerate(predictor.class_names)}})
+        written.append(name)
+    return {"frames": written, "skipped": inputs.skipped}
+
+
+def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, device="cpu", overwrite=False,
+                    progress=None) -> dict:
+    """Per frame `<name>_overlay.png`; with a second checkpoint also `<name>_compare.png`
+    (frame | A | B | ground truth, or the difference map without one); and `index.json`."""
+    a = Predictor.from_checkpoint(checkpoint, device)
+    b = Predictor.from_checkpoint(compare_checkpoint, device) if compare_checkpoint else None
+    inputs = gather(paths)
+    out = Path(out)
+    names = _names(inputs.images)
+    files = [f"{n}_overlay.png" for n in names] + ([f"{n}_compare.png" for n in names] if b else []) + ["index.json"]
+    _refuse_overwrite(out, files, overwrite)
+    index = {"checkpoint": str(checkpoint), "compare": str(compare_checkpoint) if b else None, "alpha": alpha,
+             "frames": [], "skipped": inputs.skipped}
+    folder = FolderComparison(len(CITYSCAPES_CLASSES)) if b else None
+    for path, name in (progress(list(zip(inputs.images, names))) if progress else zip(inputs.images, names)):
+        image = _read(path, inputs.skipped)
+        if image is None:
+            continue
+        pa = a.predict(image)
+        save_png(out / f"{name}_overlay.png", overlay.with_legend(overlay.blend(image, pa.classes, alpha, True),
+                                                                   pa.classes))
+        entry = {"image": str(path), "overlay": f"{name}_overlay.png"}
+        if b:
+            pb = b.predict(image)
+            truth_path = truth_for(path)
+            truth = labelids_to_trainids(read_id_label(truth_path)) if truth_path else None
+            if truth is not None and truth.shape != pa.classes.shape:
+                truth = None  # a label of another size is not this frame's
+            cmp = compare(pa.classes, pb.classes, truth)
+            entry.update(compare=f"{name}_compare.png", truth=str(truth_path) if truth is not None else None,
+                         counts=cmp.counts, miou_a=cmp.miou_a, miou_b=cmp.miou_b)
+            save_png(out / f"{name}_compare.png", comparison_image(image, pa.classes, pb.classes, truth, cmp,
+                                                                   alpha, a.name, b.name))
+            if truth is not None:
+                folder.update(pa.classes, pb.classes, truth)
+        index["frames"].append(entry)
+    if folder is not None and folder.a.matrix.sum():
+        index["per_class_iou"] = folder.table(CITYSCAPES_CLASSES)
+    _write_json(out / "index.json", index)
+    return index
+
+
+def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted") -> np.ndarray:
+    """frame | A | B | ground truth and who is right (or where A and B differ), titled, at native
+    resolution, with a key of the class colours (and outcome colours) below."""
+    def score(m):
+        return f", mIoU {100 * m:.1f}" if m is not None and m == m else ""
+    panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", overlay.blend(image, a, alpha, True)),
+              (f"B: {name_b}{score(cmp.miou_b)}", overlay.blend(image, b, alpha, True))]
+    shown = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
+    key = overlay.class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
+    if truth is not None:
+        panels.append(("ground truth", overlay.blend(image, truth, alpha, True)))
+        outcome = np.zeros_like(image)
+        valid = cmp.outcome != 255
+        outcome[valid] = OUTCOME_COLOURS[cmp.outcome[valid]]
+        panels.append(("who is right", outcome))
+        key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key
+    else:
+        diff = image // 3
+        diff[cmp.differ] = DIFFER_COLOUR
+        panels.append(("where A and B differ", diff))
+    grid = overlay.composite(panels)
+    return np.concatenate([grid, overlay.legend(key, grid.shape[1], overlay.text_px(image.shape[0] * 2))], 0)

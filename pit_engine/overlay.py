@@ -1,0 +1,134 @@
+"""Rendering for people: class-colour overlays, heat maps, legends and comparison composites.
+
+numpy and PIL only (no Qt), so `pit export` and the GUI draw the same pixels. Everything is at
+the frame's native resolution; ignore pixels (255) keep the frame's own colour.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, IGNORE, NUM_CLASSES
+
+BOUNDARY_COLOUR = np.array((255, 255, 255), np.uint8)
+
+
+def boundaries(classes: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour has another class."""
+    edge = np.zeros(classes.shape, bool)
+    edge[:, :-1] |= classes[:, :-1] != classes[:, 1:]
+    edge[:-1, :] |= classes[:-1, :] != classes[1:, :]
+    return edge
+
+
+def blend(image: np.ndarray, classes: np.ndarray, alpha: float = 0.5, show_boundaries: bool = False,
+          visible: np.ndarray | None = None) -> np.ndarray:
+    """The frame with class colours blended in at `alpha`. Ignore pixels and classes switched off
+    in `visible` (a bool per class) keep the frame's colour."""
+    a = int(round(np.clip(alpha, 0, 1) * 256))
+    # one 256-entry table of premultiplied colours, and a per-pixel blend in 16-bit integers
+    lut = np.zeros((256, 3), np.uint16)
+    lut[:NUM_CLASSES] = CITYSCAPES_COLOURS.astype(np.uint16) * a
+    show = np.zeros(256, bool)
+    show[:NUM_CLASSES] = True if visible is None else np.asarray(visible, bool)[:NUM_CLASSES]
+    mask = show[classes]
+    out = image.copy()
+    if a:
+        px = image[mask].astype(np.uint16)
+        out[mask] = ((px * (256 - a) + lut[classes[mask]]) >> 8).astype(np.uint8)
+    if show_boundaries:
+        out[boundaries(classes) & mask] = BOUNDARY_COLOUR
+    return out
+
+
+def colour_map(values: np.ndarray) -> np.ndarray:
+    """0..1 floats to a perceptual blue-green-yellow-red ramp, uint8 RGB."""
+    stops = np.array([(48, 18, 59), (40, 120, 240), (30, 200, 150), (160, 230, 50), (250, 190, 40), (200, 30, 20)],
+                     np.float32)
+    x = np.clip(values, 0, 1) * (len(stops) - 1)
+    i = np.minimum(x.astype(int), len(stops) - 2)
+    f = (x - i)[..., None]
+    return (stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
+
+
+def heat(image: np.ndarray, values: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """A 0..1 map (a CAM, a confidence) over the frame."""
+    out = image.astype(np.float32) * (1 - alpha) + colour_map(values).astype(np.float32) * alpha
+    return out.round().astype(np.uint8)
+
+
+def regions(image: np.ndarray, grown: np.ndarray, seeds: np.ndarray, c: int, alpha: float = 0.5) -> np.ndarray:
+    """Class c's grown region in its colour, its seeds in white."""
+    mask = np.where(grown == c, np.uint8(c), np.uint8(IGNORE))
+    out = blend(image, mask, alpha, show_boundaries=True)
+    out[seeds & (grown == c)] = (255, 255, 255)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # a Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def text_px(height: int) -> int:
+    return max(10, min(28, height // 28))
+
+
+def class_items(classes_present) -> list[tuple[str, tuple[int, int, int]]]:
+    return [(CITYSCAPES_CLASSES[c], tuple(int(v) for v in CITYSCAPES_COLOURS[c])) for c in classes_present]
+
+
+def legend(items: list[tuple[str, tuple[int, int, int]]], width: int, height: int | None = None) -> np.ndarray:
+    """A strip of colour swatches with their names, wrapped to `width`."""
+    size = height or 14
+    font = _font(size)
+    pad, swatch = size // 2, size
+    rows, x, row = [[]], pad, 0
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    for name, colour in items:
+        w = swatch + 4 + int(measure.textlength(name, font=font)) + pad * 2
+        if x + w > width and rows[row]:
+            rows.append([])
+            row, x = row + 1, pad
+        rows[row].append((x, name, colour))
+        x += w
+    line = size + pad
+    strip = Image.new("RGB", (width, max(1, len(rows)) * line + pad), (24, 24, 24))
+    draw = ImageDraw.Draw(strip)
+    for r, entries in enumerate(rows):
+        y = pad + r * line
+        for x, name, colour in entries:
+            draw.rectangle([x, y, x + swatch, y + swatch], fill=colour, outline=(255, 255, 255))
+            draw.text((x + swatch + 4, y - 1), name, fill=(235, 235, 235), font=font)
+    return np.asarray(strip)
+
+
+def with_legend(image: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """An overlay with a legend strip below it naming the classes present."""
+    present = [c for c in np.unique(classes) if c < NUM_CLASSES]
+    return np.concatenate([image, legend(class_items(present), image.shape[1], text_px(image.shape[0] * 2))], 0)
+
+
+def titled(image: np.ndarray, title: str) -> np.ndarray:
+    size = text_px(image.shape[0] * 2)
+    bar = Image.new("RGB", (image.shape[1], size + size // 2 + 4), (24, 24, 24))
+    ImageDraw.Draw(bar).text((size // 2, 2), title, fill=(235, 235, 235), font=_font(size))
+    return np.concatenate([np.asarray(bar), image], 0)
+
+
+def composite(panels: list[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
+    """Titled panels of the same size side by side: frame | source-only | adapted | truth or difference."""
+    tiles = [titled(image, title) for title, image in panels]
+    h = max(t.shape[0] for t in tiles)
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    row = []
+    for t in tiles:
+        if t.shape[0] < h:
+            t = np.concatenate([t, np.zeros((h - t.shape[0], t.shape[1], 3), np.uint8)], 0)
+        row += [t, sep]
+    return np.concatenate(row[:-1], 1)

@@ -1,0 +1,145 @@
+"""Predictor, comparison, overlays, `pit predict` and `pit export`."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pit_engine import overlay
+from pit_engine.checkpoint import save_checkpoint
+from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS
+from pit_engine.cli import main
+from pit_engine.compare import BOTH_RIGHT, BOTH_WRONG, ONLY_A, ONLY_B, compare
+from pit_engine.config import Config
+from pit_engine.data.datasets import Cityscapes
+from pit_engine.errors import UserError
+from pit_engine.models import DeepLabV2
+from pit_engine.predict import Predictor
+
+
+def known_checkpoint(path, favour: int = 13):
+    """A small model whose output is the constant class `favour`: all weights zero but one bias."""
+    torch.manual_seed(0)
+    model = DeepLabV2("small", 19)
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    for conv in model.head.convs:
+        conv.bias.data[favour] = 1.0
+    model.pivot_head.fc.bias.data[:] = -5.0
+    model.pivot_head.fc.bias.data[favour] = 5.0
+    config = Config.from_dict({"model": {"backbone": "small"}, "eval": {"size": [64, 32]}})
+    save_checkpoint(path, {"model": model.state_dict(), "config": config.to_dict(), "classes": list(CITYSCAPES_CLASSES),
+                           "normalization": "imagenet", "iteration": 0})
+    return path
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (50, 90, 3), dtype=np.uint8)
+
+
+def test_predictor_on_a_known_model(tmp_path, frame):
+    p = Predictor.from_checkpoint(known_checkpoint(tmp_path / "car.pt"), "cpu").predict(frame)
+    assert p.classes.shape == (50, 90) and (p.classes == 13).all()  # full resolution, the known class
+    assert p.confidence.shape == (50, 90) and np.allclose(p.confidence, np.exp(4) / (np.exp(4) + 18), atol=1e-5)  # 4 summed biases
+    assert p.q[13] > 0.99 and p.q[0] < 0.01 and p.pivot[13] == 1 and p.pivot[0] == 0
+    assert p.cams.shape[0] == 19 and p.cam(13).shape == (50, 90)
+    assert p.pooled.shape == (19,) and p.pixel_share()[13] == 1.0
+    assert p.seeds.shape == (50, 90) and p.regions.shape == (50, 90)
+
+
+def test_predictor_refuses_another_class_count(tmp_path):
+    path = known_checkpoint(tmp_path / "c.pt")
+    state = torch.load(path, weights_only=True)
+    state["classes"] = state["classes"][:16]
+    torch.save(state, tmp_path / "c16.pt")
+    with pytest.raises(UserError, match="checkpoint has 16 classes"):
+        Predictor.from_checkpoint(tmp_path / "c16.pt")
+
+
+def test_overlay_alpha_zero_is_the_frame_and_ignore_is_untouched(frame):
+    classes = np.full(frame.shape[:2], 255, np.uint8)
+    classes[10:30, 20:60] = 0
+    assert np.array_equal(overlay.blend(frame, classes, 0.0), frame)
+    out = overlay.blend(frame, classes, 0.6, show_boundaries=True)
+    assert np.array_equal(out[classes == 255], frame[classes == 255])
+    assert np.array_equal(overlay.blend(frame, classes, 1.0)[15, 30], CITYSCAPES_COLOURS[0])
+    visible = np.ones(19, bool)
+    visible[0] = False  # a class switched off keeps the frame too
+    assert np.array_equal(overlay.blend(frame, classes, 0.6, visible=visible), frame)
+
+
+def test_comparison_counts_add_up():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 4, (20, 30)).astype(np.uint8)
+    truth[0] = 255
+    a, b = rng.integers(0, 4, (2, 20, 30)).astype(np.uint8)
+    cmp = compare(a, b, truth)
+    assert sum(cmp.counts.values()) == (truth != 255).sum()
+    valid = truth != 255
+    assert cmp.counts["both right"] == ((a == truth) & (b == truth) & valid).sum()
+    assert set(np.unique(cmp.outcome)) <= {BOTH_RIGHT, ONLY_A, ONLY_B, BOTH_WRONG, 255}
+    perfect = compare(truth, a, truth)
+    assert perfect.miou_a == 1.0 and perfect.miou_b < 1.0
+    no_truth = compare(a, b)
+    assert no_truth.counts["same"] + no_truth.counts["differ"] == a.size
+
+
+def test_pit_export_compare_on_the_real_frame(tmp_path, realdata, capsys):
+    a, b = known_checkpoint(tmp_path / "a.pt", 0), known_checkpoint(tmp_path / "b.pt", 2)
+    folder = realdata / "leftImg8bit/val/frankfurt"
+    out = tmp_path / "out"
+    assert main(["export", "--checkpoint", str(a), "--compare", str(b), str(folder), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    index = json.loads((out / "index.json").read_text())
+    (entry,) = index["frames"]
+    assert entry["truth"].endswith("_gtFine_labelIds.png")  # found through the Cityscapes layout
+    composite = np.asarray(Image.open(out / entry["compare"]))
+    assert composite.shape[1] > 4 * 256  # frame | A | B | truth | outcome, each at native width
+    overlay_png = np.asarray(Image.open(out / entry["overlay"]))
+    assert overlay_png.shape[1] == 256 and overlay_png.shape[0] > 128  # native frame, legend below
+    truth = Cityscapes(realdata, "val").load(0)[1]
+    assert sum(entry["counts"].values()) == (truth != 255).sum()
+    assert entry["counts"]["only A right"] == (truth == 0).sum()  # A says road everywhere, B building
+    assert entry["counts"]["only B right"] == (truth == 2).sum()
+    assert {row["class"] for row in index["per_class_iou"]} == set(CITYSCAPES_CLASSES)
+    # a second export into the same folder refuses to overwrite, in one line
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(a), str(folder), "--out", str(out), "--device", "cpu"]) == 2
+    assert "output exists" in capsys.readouterr().err
+
+
+def test_non_images_and_corrupt_frames_are_skipped_and_listed(tmp_path, frame, capsys):
+    ckpt = known_checkpoint(tmp_path / "a.pt")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(frame).save(frames / "good.png")
+    (frames / "notes.txt").write_text("not a frame")
+    (frames / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["export", "--checkpoint", str(ckpt), str(frames), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    index = json.loads((tmp_path / "o/index.json").read_text())
+    assert [f["overlay"] for f in index["frames"]] == ["good_overlay.png"]
+    assert {s["path"].split("/")[-1] for s in index["skipped"]} == {"notes.txt", "broken.png"}
+    assert "warning: skipped" in capsys.readouterr().err
+
+
+def test_pit_predict_writes_maps_and_the_category_vector(tmp_path, frame):
+    ckpt = known_checkpoint(tmp_path / "a.pt")
+    Image.fromarray(frame).save(tmp_path / "f.png")
+    assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "f.png"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 0
+    assert (np.asarray(Image.open(tmp_path / "o/f_trainIds.png")) == 13).all()
+    info = json.loads((tmp_path / "o/f.json").read_text())
+    assert info["classes"]["car"]["pivot"] == "present" and info["classes"]["road"]["pivot"] == "absent"
+    assert info["classes"]["car"]["pixel_share"] == 1.0
+
+
+def test_unreadable_checkpoint_is_one_line(tmp_path, frame, capsys):
+    Image.fromarray(frame).save(tmp_path / "f.png")
+    (tmp_path / "bad.pt").write_text("nope")
+    assert main(["export", "--checkpoint", str(tmp_path / "bad.pt"), str(tmp_path / "f.png"), "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot load checkpoint") and "\n" not in err
