@@ -94,3 +94,15 @@ def restore_model(checkpoint, device="cpu"):
         raise UserError(f"checkpoint does not fit its own model description: {str(exc).splitlines()[0][:120]}",
                         checkpoint, "the file is damaged; use another checkpoint") from None
     return model.to(device).eval(), state
+
+
+def slim_checkpoint(source, dest, name: str = "") -> Path:
+    """A model-only copy of a checkpoint for shipping: fp16 weights, config, classes,
+    normalisation and iteration; no optimizer, RNG or discriminator state."""
+    state = load_checkpoint(source)
+    slim = {
+        "model": {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()},
+        **{k: state[k] for k in ("config", "classes", "normalization", "iteration")},
+        "name": name,
+    }
+    return save_checkpoint(dest, slim)

@@ -164,24 +164,27 @@ class Cityscapes(SegmentationDataset):
         return labelids_to_trainids(read_id_label(path))
 
 
+def _scan_flat(root: Path, images: str, labels: str, expect: str):
+    """The flat source layouts: every frame in `images/`, its label of the same stem in `labels/`."""
+    if problems := _missing_root(root, expect):
+        return [], problems
+    for folder in (images, labels):
+        if not (root / folder).is_dir():
+            return [], [_wrong_level(root, folder.split("/")[0], expect)]
+    frames = list_images(root / images, recursive=False)
+    if not frames:
+        return [], [Problem("no frames", root / images, f"copy the data set's {images}/ frames here")]
+    return _pair(frames, lambda im: (root / labels / f"{im.stem}.png", im.stem))
+
+
 class GTA5(SegmentationDataset):
     """`images/NNNNN.png` with `labels/NNNNN.png`, 8-bit palette PNGs whose index is the label id."""
 
     kind = "gta5"
-    expect = "images/ and labels/"
 
     @classmethod
     def scan(cls, root, split):
-        if problems := _missing_root(root, cls.expect):
-            return [], problems
-        if not (root / "images").is_dir():
-            return [], [_wrong_level(root, "images", cls.expect)]
-        if not (root / "labels").is_dir():
-            return [], [_wrong_level(root, "labels", cls.expect)]
-        images = list_images(root / "images", recursive=False)
-        if not images:
-            return [], [Problem("no frames", root / "images", "copy the GTA5 images/ here")]
-        return _pair(images, lambda im: (root / "labels" / f"{im.stem}.png", im.stem))
+        return _scan_flat(root, "images", "labels", "images/ and labels/")
 
     @staticmethod
     def read_label(path):
@@ -192,20 +195,10 @@ class Synthia(SegmentationDataset):
     """SYNTHIA-RAND-CITYSCAPES: `RGB/NNNNNNN.png` with 16-bit `GT/LABELS/NNNNNNN.png`."""
 
     kind = "synthia"
-    expect = "RGB/ and GT/LABELS/"
 
     @classmethod
     def scan(cls, root, split):
-        if problems := _missing_root(root, cls.expect):
-            return [], problems
-        if not (root / "RGB").is_dir():
-            return [], [_wrong_level(root, "RGB", cls.expect)]
-        if not (root / "GT" / "LABELS").is_dir():
-            return [], [_wrong_level(root, "GT", cls.expect)]
-        images = list_images(root / "RGB", recursive=False)
-        if not images:
-            return [], [Problem("no frames", root / "RGB", "copy the SYNTHIA RGB/ frames here")]
-        return _pair(images, lambda im: (root / "GT" / "LABELS" / f"{im.stem}.png", im.stem))
+        return _scan_flat(root, "RGB", "GT/LABELS", "RGB/ and GT/LABELS/")
 
     @staticmethod
     def read_label(path):
