@@ -15,7 +15,7 @@ from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE
 from pit_engine.data.datasets import SegmentationDataset
 from pit_engine.data.transforms import Normalization, resize
 from pit_engine.errors import UserError
-from pit_engine.method import PRESENT, category_vector, pivot_state
+from pit_engine.method import PRESENT, category_vector, infer_pivot
 
 
 class ConfusionMatrix:
@@ -60,6 +60,11 @@ class EvalResult:
                 "pivot_precision": clean(self.pivot_precision), "pivot_recall": clean(self.pivot_recall)}
 
 
+def out_size_of(size) -> tuple[int, int]:
+    """(height, width) from a (width, height) config size."""
+    return int(size[1]), int(size[0])
+
+
 @torch.no_grad()
 def predict_logits(model, image: np.ndarray, size, normalization: Normalization, device, out_size=None):
     """Logits (1 x C x H x W) for one RGB frame, upsampled to `out_size` (default: the frame's)."""
@@ -74,7 +79,9 @@ def predict_logits(model, image: np.ndarray, size, normalization: Normalization,
 @torch.no_grad()
 def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, ...]], size, normalization,
              device, tau_lo: float = 0.1, tau_hi: float = 0.5, min_pixels: int = 1, max_frames: int = 0,
-             progress=None) -> EvalResult:
+             progress=None, gwrp_decay: float = 0.996, refresh_pivot: bool = True) -> EvalResult:
+    """Class IoU at full label resolution, and the quality of the pivot the method would use
+    (thresholded q, refreshed with the pooled predictions when the config says so)."""
     was_training = model.training
     model.eval()
     num_classes = model.num_classes
@@ -92,7 +99,9 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         logits, out = predict_logits(model, image, size, normalization, device)
         cm.update(logits.argmax(1)[0].cpu().numpy().astype(np.int64), label)
         truth = category_vector(torch.from_numpy(label.astype(np.int64))[None], num_classes, min_pixels)[0].numpy()
-        said = (pivot_state(torch.sigmoid(out.pivot.float())[0].cpu(), tau_lo, tau_hi) == PRESENT).numpy()
+        prob = F.interpolate(out.logits.float(), size=out_size_of(size), mode="bilinear", align_corners=False).softmax(1)
+        state = infer_pivot(out.pivot, prob, tau_lo, tau_hi, gwrp_decay, refresh_pivot)[2]
+        said = (state[0] == PRESENT).cpu().numpy()
         hits += said * truth
         predicted += said
         actual += truth
@@ -126,4 +135,5 @@ def evaluate_checkpoint(checkpoint, kind: str, root, split: str | None = None, d
 
     return evaluate(model, dataset, EVAL_SUBSETS[cfg["data"]["source_kind"]], size or cfg["eval"]["size"],
                     get_normalization(state["normalization"]), device, cfg["method"]["tau_lo"],
-                    cfg["method"]["tau_hi"], cfg["method"]["min_pixels"], max_frames, progress)
+                    cfg["method"]["tau_hi"], cfg["method"]["min_pixels"], max_frames, progress,
+                    cfg["method"]["gwrp_decay"], cfg["method"]["refresh_pivot"])

@@ -43,6 +43,16 @@ def pivot_state(q: torch.Tensor, tau_lo: float, tau_hi: float) -> torch.Tensor:
     return state
 
 
+def infer_pivot(pivot_logits: torch.Tensor, prob: torch.Tensor | None, tau_lo: float, tau_hi: float,
+                decay: float, refresh: bool = True, topk: bool = True):
+    """The target pivot: q = sigmoid(F(x)), optionally refreshed as max(q, GWRP(p)), thresholded.
+    Returns (q, pooled or None, state)."""
+    q = torch.sigmoid(pivot_logits.detach().float())
+    pooled = gwrp(prob.detach(), decay, topk) if prob is not None else None
+    state = pivot_state(torch.maximum(q, pooled) if refresh and pooled is not None else q, tau_lo, tau_hi)
+    return q, pooled, state
+
+
 # D ------------------------------------------------------------------------------------------
 
 def gwrp_weights(n: int, decay: float, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -84,9 +84,8 @@ class Predictor:
         out = self.model(x.to(self.device))
         small = F.interpolate(out.logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
         prob_small = small.softmax(1)
-        q = torch.sigmoid(out.pivot.float())
-        pooled = M.gwrp(prob_small, self.gwrp_decay)
-        pivot = M.pivot_state(torch.maximum(q, pooled) if self.refresh_pivot else q, self.tau_lo, self.tau_hi)
+        q, pooled, pivot = M.infer_pivot(out.pivot, prob_small, self.tau_lo, self.tau_hi, self.gwrp_decay,
+                                         self.refresh_pivot)
         regions, seeds = M.expand_regions(prob_small, pivot, self.seed_threshold, self.grow_threshold, self.seed_ratio)
         cams = self.model.pivot_head.cam(out.features.float())
         results = []

@@ -331,8 +331,9 @@ class Trainer:
 
     def _evaluate(self) -> None:
         cfg = self.config
+        m = cfg.method
         result = evaluate(self.model, self.val, self.subsets, cfg.eval.size, self.normalization, self.device,
-                          cfg.method.tau_lo, cfg.method.tau_hi, cfg.method.min_pixels, cfg.eval.max_frames)
+                          m.tau_lo, m.tau_hi, m.min_pixels, cfg.eval.max_frames, None, m.gwrp_decay, m.refresh_pivot)
         self._metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
         self._log_event(f"evaluated at {self.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items()))
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
@@ -405,10 +406,8 @@ class Trainer:
         if m.pivot_source == "oracle":
             labels = batch["label"].to(self.device)
             return M.category_vector(labels, self.model.num_classes, m.min_pixels).long()
-        q = torch.sigmoid(out_t.pivot.detach().float())
-        if m.refresh_pivot:
-            q = torch.maximum(q, M.gwrp(p_t.detach(), m.gwrp_decay, m.gwrp_topk))
-        return M.pivot_state(q, m.tau_lo, m.tau_hi)
+        return M.infer_pivot(out_t.pivot, p_t if m.refresh_pivot else None, m.tau_lo, m.tau_hi, m.gwrp_decay,
+                             m.refresh_pivot, m.gwrp_topk)[2]
 
     @torch.no_grad()
     def _pseudo_labels(self, xt, p_t, state) -> torch.Tensor:
