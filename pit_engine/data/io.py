@@ -19,6 +19,8 @@ from pit_engine.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 cv2.setNumThreads(1)  # the data loaders run in worker processes; one thread each is enough
+_UMASK = os.umask(0o022)  # read once at import: os.umask is process-wide and racy under threads
+os.umask(_UMASK)
 
 
 def _open(path: Path) -> Image.Image:
@@ -113,6 +115,7 @@ def atomic_write(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
