@@ -8,8 +8,10 @@ With `ablation=True` it trains every ablation row of METHOD.md instead of the tw
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
+import tomllib
 from pathlib import Path
 
 from pit_engine.classes import CITYSCAPES_CLASSES
@@ -35,8 +37,6 @@ FULL = {"frames": (300, 300, 100)}
 
 
 def demo_config(data: Path, row: str, seed: int, device: str, quick: bool) -> Config:
-    import tomllib
-
     raw = tomllib.loads(resource("demo.toml").read_text())
     raw["data"].update(source_root=str(data / "source"), target_root=str(data / "target"))
     raw["method"].update(ROWS[row][1])
@@ -73,8 +73,7 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
     for seed in seeds:
         for row in rows:
             run_dir = out / (f"{row}" if len(seeds) == 1 else f"{row}_seed{seed}")
-            if run_dir.exists():
-                import shutil
+            if run_dir.exists():  # a previous demo's run of the same name is replaced
                 shutil.rmtree(run_dir)
             say(f"training {ROWS[row][0]} (seed {seed}) -> {run_dir}")
             finished = Trainer(demo_config(data, row, seed, dev, quick), run_dir, log=say).run(on_event or (lambda e: None))

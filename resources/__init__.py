@@ -1,7 +1,8 @@
-"""Data files that ship with PIT Studio: default configs, style sheet, icons, demo checkpoints."""
+"""Data files that ship with PIT Studio: default configs, demo checkpoints and frames."""
 from importlib.resources import files
+from pathlib import Path
 
 
-def resource(name: str):
-    """A shipped resource as an importlib Traversable (use `.read_text()` / `.read_bytes()`)."""
-    return files(__name__) / name
+def resource(name: str) -> Path:
+    """The path of a shipped resource (the package is always installed unzipped)."""
+    return Path(str(files(__name__) / name))

@@ -143,3 +143,18 @@ def test_unreadable_checkpoint_is_one_line(tmp_path, frame, capsys):
                  str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot load checkpoint") and "\n" not in err
+
+
+def test_shipped_demo_checkpoints_load_and_compare(tmp_path):
+    from pit_resources import resource
+
+    frames = resource("demo_frames/leftImg8bit/val/democity")
+    paths = {name: resource(f"demo_{name}.pt") for name in ("source_only", "pit")}
+    for path in paths.values():
+        assert path.stat().st_size <= 8 * 1024 * 1024
+    index = __import__("pit_engine.export", fromlist=["x"]).export_overlays(
+        paths["source_only"], [frames], tmp_path, paths["pit"], device="cpu")
+    assert len(index["frames"]) == 8 and all(f["truth"] for f in index["frames"])
+    rows = index["per_class_iou"]
+    mean = lambda key: np.nanmean([r[key] if r[key] is not None else np.nan for r in rows])  # noqa: E731
+    assert mean("b") > mean("a")  # the shipped PIT model beats source-only on the shipped frames
