@@ -12,6 +12,9 @@ class UserError(Exception):
         self.what, self.where, self.todo = what, str(where), todo
         super().__init__(self.line())
 
+    def __reduce__(self):  # survives the trip back from a DataLoader worker process intact
+        return (UserError, (self.what, self.where, self.todo))
+
     def line(self) -> str:
         text = f"error: {self.what}"
         if self.where:

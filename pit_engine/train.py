@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from pit_engine import method as M
 from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -69,7 +69,24 @@ class Draws(Dataset):
             self._epoch = epoch
             self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
         generator = torch.Generator().manual_seed((self.seed * 2_654_435_761 + draw) % 2 ** 63)
-        return self.dataset.get(int(self._perm[pos]), generator)
+        try:
+            return self.dataset.get(int(self._perm[pos]), generator)
+        except UserError as exc:  # handed to the trainer as data: a worker would wrap it in a traceback
+            return {"error": exc}
+
+
+def _collate(items: list[dict]) -> dict:
+    for item in items:
+        if "error" in item:  # the trainer raises it
+            return item
+    return default_collate(items)
+
+
+def _next(iterator) -> dict:
+    batch = next(iterator)
+    if "error" in batch:
+        raise batch["error"]
+    return batch
 
 
 class DrawSampler(Sampler):
@@ -92,7 +109,7 @@ class DrawSampler(Sampler):
 
 def _loader(dataset, seed, start_step, batch, rank, world, workers, pin):
     return iter(DataLoader(Draws(dataset, seed), batch_size=batch, sampler=DrawSampler(start_step, batch, rank, world),
-                           num_workers=workers, pin_memory=pin, persistent_workers=False,
+                           collate_fn=_collate, num_workers=workers, pin_memory=pin, persistent_workers=False,
                            prefetch_factor=4 if workers else None))
 
 
@@ -184,6 +201,10 @@ class Trainer:
                                             betas=(0.9, 0.99)) if discs else None
 
         d = cfg.data
+        for key, needed in (("source_root", True), ("target_root", m.adapts)):
+            if needed and not getattr(d, key):
+                raise UserError(f"data.{key} is not set", "config",
+                                f"set it in the config or with --set data.{key}=\"DIR\"")
         crop = tuple(d.crop) or None
         self.source = open_dataset(d.source_kind, d.source_root, None,
                                    Transform(tuple(d.source_size), crop, d.flip, self.normalization.name))
@@ -342,7 +363,7 @@ class Trainer:
         cfg, m = self.config, self.config.method
         dev = self.device
         losses: dict[str, torch.Tensor] = {}
-        src = next(self.source_iter)
+        src = _next(self.source_iter)
         xs = src["image"].to(dev, non_blocking=True)
         ys = src["label"].to(dev, non_blocking=True)
         out_s = self.model(xs)
@@ -358,7 +379,7 @@ class Trainer:
 
         adapting = self.target is not None and self.iteration >= m.warmup
         if adapting:
-            tgt = next(self.target_iter)
+            tgt = _next(self.target_iter)
             xt = tgt["image"].to(dev, non_blocking=True)
             out_t = self.model(xt)
             logits_t = _up(out_t.logits, xt)

@@ -140,3 +140,16 @@ def test_cli_train_eval_and_config_typo(tiny_demo, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "broken.pt"), "--data",
                  f"cityscapes:{tiny_demo / 'target'}:val"]) == 2
     assert "cannot load checkpoint" in capsys.readouterr().err
+
+
+def test_a_corrupt_frame_in_a_loader_worker_is_one_line(tiny_demo, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_demo / "source", data / "source")
+    for png in (data / "source/images").glob("*.png"):
+        png.write_bytes(b"garbage")
+    config = tiny_config(tiny_demo, method=SOURCE_ONLY, data={"source_root": str(data / "source"), "workers": 1})
+    finished, _ = run(config, tmp_path / "run")
+    assert finished.reason == "failed" and not finished.traceback
+    assert finished.message.startswith("error: cannot read image") and "\n" not in finished.message
