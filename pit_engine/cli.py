@@ -66,7 +66,7 @@ class _TrainProgress:
         self.desc, self.bar = desc, None
 
     def __call__(self, event) -> None:
-        from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+        from pit_engine.events import Evaluated, Finished, Started, Step
 
         if isinstance(event, Started):
             self.bar = tqdm(total=event.total_iterations, initial=event.start_iteration, desc=self.desc,
@@ -77,8 +77,6 @@ class _TrainProgress:
         elif isinstance(event, Evaluated):
             tqdm.write(f"iteration {event.iteration}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in
                                                                     event.subsets.items()), file=sys.stderr)
-        elif isinstance(event, CheckpointSaved):
-            pass
         elif isinstance(event, Finished) and self.bar is not None:
             self.bar.close()
 
