@@ -44,11 +44,14 @@ def pivot_state(q: torch.Tensor, tau_lo: float, tau_hi: float) -> torch.Tensor:
 
 
 def infer_pivot(pivot_logits: torch.Tensor, prob: torch.Tensor | None, tau_lo: float, tau_hi: float,
-                decay: float, refresh: bool = True, topk: bool = True):
+                decay: float, refresh: bool = True, topk: bool = True, pooled: torch.Tensor | None = None):
     """The target pivot: q = sigmoid(F(x)), optionally refreshed as max(q, GWRP(p)), thresholded.
-    Returns (q, pooled or None, state)."""
+    `pooled` may pass GWRP(p) in when the caller has it already. Returns (q, pooled or None, state)."""
     q = torch.sigmoid(pivot_logits.detach().float())
-    pooled = gwrp(prob.detach(), decay, topk) if prob is not None else None
+    if pooled is not None:
+        pooled = pooled.detach()
+    elif prob is not None:
+        pooled = gwrp(prob.detach(), decay, topk)
     state = pivot_state(torch.maximum(q, pooled) if refresh and pooled is not None else q, tau_lo, tau_hi)
     return q, pooled, state
 

@@ -384,10 +384,13 @@ class Trainer:
             out_t = self.model(xt)
             logits_t = _up(out_t.logits, xt)
             p_t = logits_t.softmax(1)
+            # GWRP once per step: with gradients for L_img, detached for the pivot refresh
+            pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
             if m.image_level or m.pixel_level:
-                state = self._target_pivot(out_t, p_t, tgt)
+                state = self._target_pivot(out_t, p_t, pooled_t, tgt)
             if m.image_level:
-                losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk)
+                losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
+                                                                      pooled=pooled_t)
             if m.pixel_level:
                 pseudo = self._pseudo_labels(xt, p_t, state)
                 if (pseudo != IGNORE).any():
@@ -421,14 +424,14 @@ class Trainer:
             losses["disc"] = d_loss.detach()
         return losses
 
-    def _target_pivot(self, out_t, p_t, batch) -> torch.Tensor:
+    def _target_pivot(self, out_t, p_t, pooled_t, batch) -> torch.Tensor:
         """The target category vector: 1 present, 0 absent, -1 unsure (skipped)."""
         m = self.config.method
         if m.pivot_source == "oracle":
             labels = batch["label"].to(self.device)
             return M.category_vector(labels, self.model.num_classes, m.min_pixels).long()
         return M.infer_pivot(out_t.pivot, p_t if m.refresh_pivot else None, m.tau_lo, m.tau_hi, m.gwrp_decay,
-                             m.refresh_pivot, m.gwrp_topk)[2]
+                             m.refresh_pivot, m.gwrp_topk, pooled=pooled_t if m.refresh_pivot else None)[2]
 
     @torch.no_grad()
     def _pseudo_labels(self, xt, p_t, state) -> torch.Tensor:
