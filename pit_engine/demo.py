@@ -2,7 +2,7 @@
 
 1. generate the demo domain pair (unless it is there);
 2. train source-only;  3. train PIT;  4. evaluate both on the demo target's val split;
-5. write report.json and report.md.
+5. export comparison overlays of a few val frames;  6. write report.json and report.md.
 With `ablation=True` it trains every ablation row of METHOD.md instead of the two.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pit_engine.config import Config
 from pit_engine.data.datasets import Cityscapes, GTA5
 from pit_engine.errors import UserError
 from pit_engine.evaluate import evaluate_checkpoint
+from pit_engine.export import export_overlays
 from pit_engine.train import Trainer, resolve_device
 from pit_resources import resource
 
@@ -33,6 +34,7 @@ ROWS = {
     "oracle": ("PIT with the oracle pivot (diagnosis)", {**PIT, "pivot_source": "oracle"}),
 }
 QUICK = {"frames": (120, 120, 40), "iterations": 200, "warmup": 80}
+OVERLAY_FRAMES = 8
 FULL = {"frames": (300, 300, 100)}
 
 
@@ -70,6 +72,7 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
     ensure_data(data, quick, say)
     rows = list(ROWS) if ablation else ["source_only", "pit"]
     results: dict[str, list[dict]] = {row: [] for row in rows}
+    first_runs: dict[str, Path] = {}
     for seed in seeds:
         for row in rows:
             run_dir = out / (f"{row}" if len(seeds) == 1 else f"{row}_seed{seed}")
@@ -81,6 +84,10 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
                 raise UserError(f"training {row} did not finish: {finished.message}", run_dir, "see its events.log")
             result = evaluate_checkpoint(run_dir, "cityscapes", data / "target", "val", device=dev)
             results[row].append(result.to_dict())
+            first_runs.setdefault(row, run_dir)
+    frames = sorted((data / "target/leftImg8bit/val").glob("*/*_leftImg8bit.png"))[:OVERLAY_FRAMES]
+    say(f"exporting comparison overlays of {len(frames)} val frames -> {out / 'overlays'}")
+    export_overlays(first_runs["source_only"], frames, out / "overlays", first_runs["pit"], device=dev, overwrite=True)
     report = summarise(results, seeds, dev, time.perf_counter() - start, quick)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(report_markdown(report))

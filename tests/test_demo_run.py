@@ -30,6 +30,8 @@ def test_demo_writes_the_report(tiny_quick, tmp_path, capsys):
         assert 0 <= report[row]["miou"] <= 1 and set(report[row]["per_class"]) == set(report["classes"])
     assert report["gain"] == pytest.approx(report["pit"]["miou"] - report["source_only"]["miou"])
     assert (out / "data/source/images").is_dir() and (out / "source_only/checkpoints").is_dir()
+    index = json.loads((out / "overlays/index.json").read_text())
+    assert len(index["frames"]) == 3 and all((out / "overlays" / f["compare"]).is_file() for f in index["frames"])
     assert "| + D + E (PIT) |" in (out / "report.md").read_text()
     assert "Gain of PIT over source only" in capsys.readouterr().out
 
