@@ -11,9 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE
-from pit_engine.data.datasets import SegmentationDataset
-from pit_engine.data.transforms import Normalization, resize
+from pit_engine.checkpoint import restore_model
+from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
+from pit_engine.data.datasets import SegmentationDataset, open_dataset
+from pit_engine.data.transforms import Normalization, get_normalization, resize
 from pit_engine.errors import UserError
 from pit_engine.method import PRESENT, category_vector, infer_pivot
 
@@ -60,19 +61,14 @@ class EvalResult:
                 "pivot_precision": clean(self.pivot_precision), "pivot_recall": clean(self.pivot_recall)}
 
 
-def out_size_of(size) -> tuple[int, int]:
-    """(height, width) from a (width, height) config size."""
-    return int(size[1]), int(size[0])
-
-
 @torch.no_grad()
-def predict_logits(model, image: np.ndarray, size, normalization: Normalization, device, out_size=None):
-    """Logits (1 x C x H x W) for one RGB frame, upsampled to `out_size` (default: the frame's)."""
+def predict_logits(model, image: np.ndarray, size, normalization: Normalization, device):
+    """Logits (1 x C x H x W) for one RGB frame, upsampled to the frame's size, and the raw output."""
     h, w = image.shape[:2]
     small, _ = resize(image, None, tuple(size))
     x = normalization.apply(small).unsqueeze(0).to(device)
     out = model(x)
-    logits = F.interpolate(out.logits.float(), size=out_size or (h, w), mode="bilinear", align_corners=False)
+    logits = F.interpolate(out.logits.float(), size=(h, w), mode="bilinear", align_corners=False)
     return logits, out
 
 
@@ -99,7 +95,7 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         logits, out = predict_logits(model, image, size, normalization, device)
         cm.update(logits.argmax(1)[0].cpu().numpy().astype(np.int64), label)
         truth = category_vector(torch.from_numpy(label.astype(np.int64))[None], num_classes, min_pixels)[0].numpy()
-        prob = F.interpolate(out.logits.float(), size=out_size_of(size), mode="bilinear", align_corners=False).softmax(1)
+        prob = F.interpolate(out.logits.float(), size=(int(size[1]), int(size[0])), mode="bilinear", align_corners=False).softmax(1)
         state = infer_pivot(out.pivot, prob, tau_lo, tau_hi, gwrp_decay, refresh_pivot)[2]
         said = (state[0] == PRESENT).cpu().numpy()
         hits += said * truth
@@ -122,17 +118,11 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
 def evaluate_checkpoint(checkpoint, kind: str, root, split: str | None = None, device="cpu",
                         size=None, max_frames: int = 0, progress=None) -> EvalResult:
     """Evaluate a checkpoint (or a run directory's newest) on a labelled data set."""
-    from pit_engine.checkpoint import restore_model
-    from pit_engine.data.datasets import open_dataset
-
     model, state = restore_model(checkpoint, device)
     cfg = state["config"]
     dataset = open_dataset(kind, root, split)
     if not dataset.labelled:
         raise UserError("the data set has no labels to evaluate against", root, "give a labelled split")
-    from pit_engine.classes import EVAL_SUBSETS
-    from pit_engine.data.transforms import get_normalization
-
     return evaluate(model, dataset, EVAL_SUBSETS[cfg["data"]["source_kind"]], size or cfg["eval"]["size"],
                     get_normalization(state["normalization"]), device, cfg["method"]["tau_lo"],
                     cfg["method"]["tau_hi"], cfg["method"]["min_pixels"], max_frames, progress,

@@ -12,6 +12,7 @@ processes. Ranks take disjoint slices of each global batch (DistributedDataParal
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -217,6 +218,8 @@ class Trainer:
             if m.pivot_source == "oracle" and not self.target.labelled:
                 raise UserError("the oracle pivot needs target labels", d.target_root,
                                 "use method.pivot_source = \"inferred\"")
+            if m.pivot_source != "oracle":  # unsupervised: never read target labels, not even to discard them
+                self.target.samples = [dataclasses.replace(s, label=None) for s in self.target.samples]
         self.val = None
         val_root = d.val_root or d.target_root
         if val_root and self.is_main:
