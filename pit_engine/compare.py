@@ -20,6 +20,8 @@ class Comparison:
     counts: dict[str, int]  # pixels per outcome (with ground truth), or {"same", "differ"}
     miou_a: float | None = None  # per-image mIoU over the classes in truth or prediction
     miou_b: float | None = None
+    iou_a: np.ndarray | None = None  # per-class IoU on this image, NaN for classes in neither
+    iou_b: np.ndarray | None = None
 
 
 def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_classes: int = 19) -> Comparison:
@@ -34,12 +36,13 @@ def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_c
     outcome[valid & ~right_a & right_b] = ONLY_B
     outcome[valid & ~right_a & ~right_b] = BOTH_WRONG
     counts = np.bincount(outcome[valid], minlength=4)
-    scores = []
+    scores, ious = [], []
     for pred in (a, b):
         cm = ConfusionMatrix(num_classes)
         cm.update(pred.astype(np.int64), truth)
         scores.append(cm.miou(range(num_classes)))
-    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1])
+        ious.append(cm.iou())
+    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious)
 
 
 class FolderComparison:

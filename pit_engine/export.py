@@ -63,6 +63,16 @@ def truth_for(image: Path) -> Path | None:
     return label if label.is_file() else None
 
 
+def read_truth(image: Path, shape) -> np.ndarray | None:
+    """The frame's ground truth as trainIds, or None without a label (or one of another size,
+    which is not this frame's)."""
+    label = truth_for(Path(image))
+    if label is None:
+        return None
+    truth = labelids_to_trainids(read_id_label(label))
+    return truth if truth.shape == tuple(shape) else None
+
+
 def _names(images: list[Path]) -> list[str]:
     """Output stems: the file stem, made unique where two inputs share one."""
     seen: dict[str, int] = {}
@@ -147,15 +157,12 @@ def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, 
         if image is None:
             continue
         pa = a.predict(image)
-        save_png(out / f"{name}_overlay.png", overlay.with_legend(overlay.blend(image, pa.classes, alpha, True),
-                                                                   pa.classes))
+        save_png(out / f"{name}_overlay.png", overlay_image(image, pa.classes, alpha))
         entry = {"image": str(path), "overlay": f"{name}_overlay.png"}
         if b:
             pb = b.predict(image)
             truth_path = truth_for(path)
-            truth = labelids_to_trainids(read_id_label(truth_path)) if truth_path else None
-            if truth is not None and truth.shape != pa.classes.shape:
-                truth = None  # a label of another size is not this frame's
+            truth = read_truth(path, pa.classes.shape)
             cmp = compare(pa.classes, pb.classes, truth)
             entry.update(compare=f"{name}_compare.png", truth=str(truth_path) if truth is not None else None,
                          counts=cmp.counts, miou_a=cmp.miou_a, miou_b=cmp.miou_b)
@@ -170,6 +177,23 @@ def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, 
     return index
 
 
+def overlay_image(image, classes, alpha=0.5, show_boundaries=True, visible=None) -> np.ndarray:
+    """One frame's overlay with the legend of its classes below: `pit export`'s `_overlay.png`."""
+    return overlay.with_legend(overlay.blend(image, classes, alpha, show_boundaries, visible), classes)
+
+
+def outcome_panel(image, cmp) -> tuple[str, np.ndarray]:
+    """Who is right (with ground truth), or where the two predictions differ (without)."""
+    if cmp.outcome is not None:
+        outcome = np.zeros_like(image)
+        valid = cmp.outcome != 255
+        outcome[valid] = OUTCOME_COLOURS[cmp.outcome[valid]]
+        return "who is right", outcome
+    diff = image // 3
+    diff[cmp.differ] = DIFFER_COLOUR
+    return "where A and B differ", diff
+
+
 def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted") -> np.ndarray:
     """frame | A | B | ground truth and who is right (or where A and B differ), titled, at native
     resolution, with a key of the class colours (and outcome colours) below."""
@@ -181,14 +205,7 @@ def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", n
     key = overlay.class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
     if truth is not None:
         panels.append(("ground truth", overlay.blend(image, truth, alpha, True)))
-        outcome = np.zeros_like(image)
-        valid = cmp.outcome != 255
-        outcome[valid] = OUTCOME_COLOURS[cmp.outcome[valid]]
-        panels.append(("who is right", outcome))
         key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key
-    else:
-        diff = image // 3
-        diff[cmp.differ] = DIFFER_COLOUR
-        panels.append(("where A and B differ", diff))
+    panels.append(outcome_panel(image, cmp))
     grid = overlay.composite(panels)
     return np.concatenate([grid, overlay.legend(key, grid.shape[1], overlay.text_px(image.shape[0] * 2))], 0)
