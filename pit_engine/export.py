@@ -35,7 +35,9 @@ def gather(paths) -> Inputs:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+            # a Cityscapes root: its frames, not the label PNGs under gtFine/
+            frames = path / "leftImg8bit" if (path / "leftImg8bit").is_dir() else path
+            files = sorted(p for p in frames.rglob("*") if p.is_file())
         elif path.is_file():
             files = [path]
         else:
@@ -194,17 +196,21 @@ def outcome_panel(image, cmp) -> tuple[str, np.ndarray]:
     return "where A and B differ", diff
 
 
-def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted") -> np.ndarray:
+def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted",
+                     show_boundaries=True, visible=None) -> np.ndarray:
     """frame | A | B | ground truth and who is right (or where A and B differ), titled, at native
     resolution, with a key of the class colours (and outcome colours) below."""
     def score(m):
         return f", mIoU {100 * m:.1f}" if m is not None and m == m else ""
-    panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", overlay.blend(image, a, alpha, True)),
-              (f"B: {name_b}{score(cmp.miou_b)}", overlay.blend(image, b, alpha, True))]
+
+    def draw(classes):
+        return overlay.blend(image, classes, alpha, show_boundaries, visible)
+    panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", draw(a)),
+              (f"B: {name_b}{score(cmp.miou_b)}", draw(b))]
     shown = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
     key = overlay.class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
     if truth is not None:
-        panels.append(("ground truth", overlay.blend(image, truth, alpha, True)))
+        panels.append(("ground truth", draw(truth)))
         key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key
     panels.append(outcome_panel(image, cmp))
     grid = overlay.composite(panels)

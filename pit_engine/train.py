@@ -53,6 +53,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def available_devices() -> list[tuple[str, str]]:
+    """(config value, description) of every device this machine can train on."""
+    found = [("auto", "auto (a GPU if there is one)"), ("cpu", "CPU")]
+    if torch.cuda.is_available():
+        found += [(f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}") for i in range(torch.cuda.device_count())]
+    return found
+
+
 class Draws(Dataset):
     """Draw number -> (sample, augmentation): epoch e is a permutation seeded by (seed, e)."""
 

@@ -1,0 +1,3 @@
+from pit_gui.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""A form over the run configuration. It edits the fields a user changes most and keeps every
+other key of the loaded config as it was; the engine's Config does all the checking."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from pit_engine.config import Config
+from pit_engine.data.datasets import DATASETS
+from pit_engine.models import BACKBONES
+from pit_engine.train import available_devices
+
+METHOD_SWITCHES = (("pivot", "B  pivot (image-level classifier)"), ("align", "C  image-level alignment"),
+                   ("image_level", "D  image-level expansion (GWRP)"), ("pixel_level", "E  pixel-level expansion"),
+                   ("output_adv", "F  output-space adversarial"))
+WEIGHTS = ("lambda_cls", "lambda_img", "lambda_pix", "lambda_align", "lambda_adv")
+
+
+def _path_row(edit: QLineEdit, pick, *extra) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    browse = QPushButton("…", maximumWidth=32, toolTip="Browse")
+    browse.clicked.connect(pick)
+    layout.addWidget(browse)
+    for widget in extra:
+        layout.addWidget(widget)
+    return row
+
+
+class ConfigForm(QWidget):
+    check_requested = Signal(str, str, str)  # kind, root, split: run `pit data check` on it
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._raw: dict = Config().to_dict()
+        self.fields: dict[str, QWidget] = {}
+
+        data = QGroupBox("Data")
+        form = QFormLayout(data)
+        for side in ("source", "target"):
+            kinds = QComboBox()
+            kinds.addItems([k for k in DATASETS if side == "target" or k != "folder"])
+            root = QLineEdit(placeholderText=f"{side} data set folder")
+            check = QPushButton("Check", toolTip=f"Read every {side} file and summarise the data set")
+            check.clicked.connect(lambda _=False, s=side: self._check(s))
+            self.fields[f"data.{side}_kind"] = kinds
+            self.fields[f"data.{side}_root"] = root
+            form.addRow(side.capitalize(), kinds)
+            form.addRow("", _path_row(root, lambda _=False, e=root: self._pick_dir(e), check))
+
+        model = QGroupBox("Model")
+        form_m = QFormLayout(model)
+        backbone = QComboBox()
+        backbone.addItems(list(BACKBONES))
+        weights = QLineEdit(placeholderText="ImageNet / DeepLab init file (.pth); empty: from scratch")
+        self.fields["model.backbone"] = backbone
+        self.fields["model.weights"] = weights
+        form_m.addRow("Backbone", backbone)
+        form_m.addRow("Weights", _path_row(weights, lambda: self._pick_file(weights, "Weights (*.pth *.pt)")))
+
+        method = QGroupBox("PIT components")
+        box = QVBoxLayout(method)
+        for key, label in METHOD_SWITCHES:
+            self.fields[f"method.{key}"] = QCheckBox(label)
+            box.addWidget(self.fields[f"method.{key}"])
+        form_w = QFormLayout()
+        for key in WEIGHTS:
+            spin = QDoubleSpinBox(decimals=5, maximum=100.0, singleStep=0.001)
+            self.fields[f"method.{key}"] = spin
+            form_w.addRow(f"λ {key.removeprefix('lambda_')}", spin)
+        box.addLayout(form_w)
+
+        train = QGroupBox("Training")
+        form_t = QFormLayout(train)
+        self.fields["train.iterations"] = QSpinBox(maximum=10_000_000, singleStep=1000)
+        self.fields["train.batch_size"] = QSpinBox(minimum=1, maximum=1024)
+        self.fields["train.lr"] = QDoubleSpinBox(decimals=6, maximum=10.0, singleStep=1e-4)
+        device = QComboBox()
+        for value, text in available_devices():
+            device.addItem(text, value)
+        self.fields["train.device"] = device
+        self.fields["train.seed"] = QSpinBox(maximum=2 ** 31 - 1)
+        for key, label in (("train.iterations", "Iterations"), ("train.batch_size", "Batch size"),
+                           ("train.lr", "Learning rate"), ("train.device", "Device"), ("train.seed", "Seed")):
+            form_t.addRow(label, self.fields[key])
+
+        layout = QVBoxLayout(self)
+        for group in (data, model, method, train):
+            layout.addWidget(group)
+        layout.addStretch(1)
+        for widget in self.fields.values():
+            for signal in ("textChanged", "currentIndexChanged", "toggled", "valueChanged"):
+                if hasattr(widget, signal):
+                    getattr(widget, signal).connect(self.changed)
+                    break
+        self.set_config(Config())
+
+    # config <-> form ---------------------------------------------------------------------------
+    def set_config(self, config: Config) -> None:
+        self._raw = config.to_dict()
+        for key, widget in self.fields.items():
+            section, name = key.split(".")
+            value = self._raw[section][name]
+            if isinstance(widget, QComboBox):
+                index = widget.findData(value) if widget.itemData(0) is not None else widget.findText(value)
+                if index < 0:  # e.g. a config naming a GPU this machine lacks: keep it selectable
+                    widget.addItem(str(value), value)
+                    index = widget.count() - 1
+                widget.setCurrentIndex(index)
+            elif isinstance(widget, QLineEdit):
+                widget.setText(str(value))
+            elif isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            else:
+                widget.setValue(value)
+
+    def raw(self) -> dict:
+        raw = copy.deepcopy(self._raw)
+        for key, widget in self.fields.items():
+            section, name = key.split(".")
+            if isinstance(widget, QComboBox):
+                data = widget.currentData()
+                raw[section][name] = data if data is not None else widget.currentText()
+            elif isinstance(widget, QLineEdit):
+                raw[section][name] = widget.text().strip()
+            elif isinstance(widget, QCheckBox):
+                raw[section][name] = widget.isChecked()
+            else:
+                raw[section][name] = widget.value()
+        return raw
+
+    def config(self) -> Config:
+        """The config the form describes; a UserError names a bad value."""
+        return Config.from_dict(self.raw(), "the training form")
+
+    def set_value(self, key: str, value) -> None:
+        section, name = key.split(".")
+        raw = self.raw()
+        raw[section][name] = value
+        self._raw = raw
+        self.set_config(Config.from_dict(raw, "the training form"))
+
+    # helpers -----------------------------------------------------------------------------------
+    def _check(self, side: str) -> None:
+        raw = self.raw()["data"]
+        kind = raw[f"{side}_kind"]
+        split = raw["target_split"] if side == "target" and kind == "cityscapes" else ""
+        self.check_requested.emit(kind, raw[f"{side}_root"], split)
+
+    def _pick_dir(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a data set folder", edit.text() or str(Path.home()))
+        if folder:
+            edit.setText(folder)
+
+    def _pick_file(self, edit: QLineEdit, filter_: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", edit.text() or str(Path.home()), filter_)
+        if path:
+            edit.setText(path)

@@ -1,0 +1,421 @@
+"""The Inspect view: a frame browser, source-only | adapted | ground truth in linked panels, the
+category vector, one class's CAM or expanded region, and the per-class IoU of the frame.
+
+Predictions come from the InferenceWorker; this view keeps them in a cache bounded in bytes,
+keeps every frame's scores (for sorting) and draws with the engine's overlay functions only."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSlider, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from pit_engine import overlay
+from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
+from pit_engine.export import comparison_image, outcome_panel, overlay_image
+from pit_gui.panels import CategoryChart, ImagePanel, link
+from pit_gui.workers import FrameResult
+
+CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
+SORTS = ("name", "adapted mIoU, worst first", "adapted mIoU, best first", "gain, worst first",
+         "gain, best first")
+THIRD = ("ground truth", "who is right / difference")
+REGION_MODES = ("seeds + grown region", "CAM heat map")
+PATH_ROLE = Qt.UserRole
+
+
+def qimage(array: np.ndarray) -> QImage:
+    array = np.ascontiguousarray(array)
+    h, w = array.shape[:2]
+    return QImage(array.data, w, h, 3 * w, QImage.Format_RGB888).copy()  # copy: own the pixels
+
+
+def _pct(v) -> str:
+    return "–" if v is None or v != v else f"{100 * v:.1f}"
+
+
+class InspectView(QWidget):
+    status = Signal(str)
+    export_view_requested = Signal()
+    export_folder_requested = Signal()
+    open_folder_requested = Signal()
+    open_checkpoint_requested = Signal(str)  # "a" or "b"
+    frame_shown = Signal(str)  # the path, once its panels are drawn
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.inference = None  # the window's InferenceWorker
+        self.frames: list[Path] = []
+        self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
+        self.scores: dict[Path, tuple[float | None, float | None]] = {}
+        self.current: Path | None = None
+        self.generation = 0
+        self.model_names = ("", "")
+        self.checkpoints = ("", "")
+
+        # frame browser
+        self.sort = QComboBox()
+        self.sort.addItems(SORTS)
+        self.sort.currentIndexChanged.connect(self._sort)
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(96, 48))
+        self.list.setSpacing(2)
+        self.list.currentItemChanged.connect(self._item_changed)
+        open_folder = QPushButton("Open frames…")
+        open_folder.clicked.connect(self.open_folder_requested)
+        browser = QWidget()
+        b = QVBoxLayout(browser)
+        b.setContentsMargins(0, 0, 0, 0)
+        b.addWidget(open_folder)
+        b.addWidget(QLabel("Sort by"))
+        b.addWidget(self.sort)
+        b.addWidget(self.list, 1)
+
+        # panels
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground((30, 30, 34))
+        self.panel_a, self.panel_b, self.panel_c = ImagePanel("source-only"), ImagePanel("adapted"), ImagePanel("")
+        self.panel_regions = ImagePanel("")
+        self.chart = CategoryChart()
+        self.graphics.addItem(self.panel_a, 0, 0)
+        self.graphics.addItem(self.panel_b, 0, 1)
+        self.graphics.addItem(self.panel_c, 0, 2)
+        self.graphics.addItem(self.panel_regions, 1, 0)
+        self.graphics.addItem(self.chart, 1, 1, 1, 2)
+        grid = self.graphics.ci.layout
+        for column in range(3):  # equal columns: linked panels with locked aspect need equal sizes
+            grid.setColumnStretchFactor(column, 1)
+            grid.setColumnPreferredWidth(column, 300)
+        for row in range(2):
+            grid.setRowStretchFactor(row, 1)
+        self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
+        link(self.panels)
+
+        # controls
+        self.model_labels = {w: QLabel("–", wordWrap=True) for w in ("a", "b")}
+        models = QGroupBox("Models")
+        fm = QFormLayout(models)
+        for which, title in (("a", "Source-only"), ("b", "Adapted")):
+            row = QHBoxLayout()
+            row.addWidget(self.model_labels[which], 1)
+            button = QPushButton("…", maximumWidth=32, toolTip=f"Open the {title.lower()} checkpoint")
+            button.clicked.connect(lambda _=False, w=which: self.open_checkpoint_requested.emit(w))
+            row.addWidget(button)
+            fm.addRow(title, row)
+
+        display = QGroupBox("Display")
+        fd = QFormLayout(display)
+        self.opacity = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=50)
+        self.opacity.valueChanged.connect(self.render)
+        self.boundaries = QCheckBox("Class boundaries", checked=True)
+        self.boundaries.toggled.connect(self.render)
+        self.third = QComboBox()
+        self.third.addItems(THIRD)
+        self.third.currentIndexChanged.connect(self.render)
+        fd.addRow("Opacity", self.opacity)
+        fd.addRow(self.boundaries)
+        fd.addRow("Third panel", self.third)
+
+        legend = QGroupBox("Classes (untick to hide)")
+        fl = QVBoxLayout(legend)
+        self.legend = QListWidget()
+        for c, name in enumerate(CITYSCAPES_CLASSES):
+            item = QListWidgetItem(name)
+            pix = QPixmap(12, 12)
+            pix.fill(QColor(*map(int, CITYSCAPES_COLOURS[c])))
+            item.setIcon(QIcon(pix))
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked)
+            self.legend.addItem(item)
+        self.legend.itemChanged.connect(lambda _item: self.render())
+        row = QHBoxLayout()
+        for text, state in (("All", Qt.Checked), ("None", Qt.Unchecked)):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, s=state: self.set_all_visible(s == Qt.Checked))
+            row.addWidget(button)
+        fl.addWidget(self.legend)
+        fl.addLayout(row)
+
+        regions = QGroupBox("Expanded regions")
+        fr = QFormLayout(regions)
+        self.region_class = QComboBox()
+        self.region_class.addItems(CITYSCAPES_CLASSES)
+        self.region_class.currentIndexChanged.connect(self.render)
+        self.region_mode = QComboBox()
+        self.region_mode.addItems(REGION_MODES)
+        self.region_mode.currentIndexChanged.connect(self.render)
+        self.region_model = QComboBox()
+        self.region_model.addItems(["adapted", "source-only"])
+        self.region_model.currentIndexChanged.connect(self.render)
+        fr.addRow("Class", self.region_class)
+        fr.addRow("Show", self.region_mode)
+        fr.addRow("Model", self.region_model)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["class", "source-only", "adapted", "Δ"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setMinimumHeight(220)
+
+        export_view = QPushButton("Export view…")
+        export_view.setToolTip("Save what the panels show at the frame's native resolution (Ctrl+E)")
+        export_view.clicked.connect(self.export_view_requested)
+        export_folder = QPushButton("Export folder…")
+        export_folder.setToolTip("Export every frame's overlays through the engine, as `pit export` (Ctrl+Shift+E)")
+        export_folder.clicked.connect(self.export_folder_requested)
+
+        controls = QWidget()
+        fc = QVBoxLayout(controls)
+        for w in (models, display, legend, regions, QLabel("IoU on this frame (%)"), self.table):
+            fc.addWidget(w)
+        ex = QHBoxLayout()
+        ex.addWidget(export_view)
+        ex.addWidget(export_folder)
+        fc.addLayout(ex)
+        fc.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(controls)
+        scroll.setMinimumWidth(300)
+
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(browser)
+        self.splitter.addWidget(self.graphics)
+        self.splitter.addWidget(scroll)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([290, 850, 320])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
+
+    # models and frames -------------------------------------------------------------------------
+    def set_models(self, checkpoint_a, checkpoint_b) -> None:
+        self.checkpoints = (str(checkpoint_a or ""), str(checkpoint_b or ""))
+        for which, ckpt in zip("ab", self.checkpoints):
+            self.model_labels[which].setText(Path(ckpt).name if ckpt else "–")
+            self.model_labels[which].setToolTip(ckpt)
+        self.generation = self.inference.set_models(*self.checkpoints)
+        self.cache.clear()
+        self.scores.clear()
+        self.status.emit("loading models…")
+
+    @Slot(int, str, str)
+    def on_models_loaded(self, generation: int, name_a: str, name_b: str) -> None:
+        if generation != self.generation:
+            return
+        self.model_names = (name_a, name_b)
+        self._refresh_items()
+        if self.current is not None:
+            self.inference.request([self.current], urgent=True)
+        self.inference.request(self.frames)
+
+    def set_frames(self, paths: list[Path]) -> None:
+        self.inference.forget()
+        self.frames = [Path(p) for p in paths]
+        self.cache.clear()
+        self.scores.clear()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for path in self.frames:
+            item = QListWidgetItem(self._item_text(path))
+            item.setData(PATH_ROLE, str(path))
+            item.setToolTip(str(path))
+            item.setSizeHint(QSize(260, 54))
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        self._sort()
+        self.inference.request(self.frames)
+        if self.frames:
+            self.list.setCurrentRow(0)
+        self.status.emit(f"{len(self.frames)} frame(s)")
+
+    @Slot(object)
+    def on_ready(self, result: FrameResult) -> None:
+        if result.generation != self.generation or result.path not in self.scores and result.path not in self.frames:
+            return
+        self.cache[result.path] = result
+        self.cache.move_to_end(result.path)
+        total = sum(r.nbytes for r in self.cache.values())
+        while total > CACHE_BYTES and len(self.cache) > 1:
+            _, old = self.cache.popitem(last=False)
+            total -= old.nbytes
+        self.scores[result.path] = (result.miou("a"), result.miou("b"))
+        item = self._item(result.path)
+        if item is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(qimage(result.thumbnail))))
+            item.setText(self._item_text(result.path))
+        if result.path == self.current:
+            self.render()
+        if len(self.scores) == len(self.frames):
+            self.status.emit(f"{len(self.frames)} frame(s) predicted")
+            if self.sort.currentIndex():
+                self._sort()
+
+    def _item(self, path: Path) -> QListWidgetItem | None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(PATH_ROLE) == str(path):
+                return self.list.item(i)
+        return None
+
+    def _item_text(self, path: Path) -> str:
+        name = path.name.replace("_leftImg8bit", "")
+        a, b = self.scores.get(path, (None, None))
+        if a is not None and b is not None:
+            return f"{name}\n{_pct(a)} → {_pct(b)} ({100 * (b - a):+.1f})"
+        if b is not None or a is not None:
+            return f"{name}\nmIoU {_pct(b if b is not None else a)}"
+        return name
+
+    def _refresh_items(self) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            item.setText(self._item_text(Path(item.data(PATH_ROLE))))
+
+    def _sort(self) -> None:
+        mode = self.sort.currentIndex()
+
+        def key(path: Path):
+            a, b = self.scores.get(path, (None, None))
+            value = b if mode in (1, 2) else (b - a if a is not None and b is not None else None)
+            if mode == 0:
+                return (0, 0.0, str(path))
+            if value is None or value != value:
+                return (1, 0.0, str(path))  # unscored frames last
+            return (0, value if mode in (1, 3) else -value, str(path))
+
+        order = sorted(self.frames, key=key)
+        current = self.current
+        self.list.blockSignals(True)
+        items = {self.list.item(i).data(PATH_ROLE): self.list.item(i) for i in range(self.list.count())}
+        while self.list.count():
+            self.list.takeItem(0)
+        for path in order:
+            self.list.addItem(items[str(path)])
+        self.list.blockSignals(False)
+        if current is not None:
+            self.list.setCurrentItem(self._item(current))
+
+    def _item_changed(self, item, _previous) -> None:
+        if item is not None:
+            self.select(Path(item.data(PATH_ROLE)))
+
+    def select(self, path: Path) -> None:
+        self.current = Path(path)
+        item = self._item(self.current)
+        if item is not None and self.list.currentItem() is not item:
+            self.list.setCurrentItem(item)  # comes back here through _item_changed
+            return
+        if self.current in self.cache:
+            self.cache.move_to_end(self.current)
+            self.render()
+        else:
+            self.status.emit(f"predicting {self.current.name}…")
+            self.inference.request([self.current], urgent=True)
+
+    def step(self, delta: int) -> None:
+        """Next (+1) or previous (-1) frame in the list's order."""
+        if not self.list.count():
+            return
+        row = min(max(self.list.currentRow() + delta, 0), self.list.count() - 1)
+        self.list.setCurrentRow(row)
+
+    # drawing -----------------------------------------------------------------------------------
+    def visible(self) -> np.ndarray:
+        return np.array([self.legend.item(c).checkState() == Qt.Checked for c in range(NUM_CLASSES)])
+
+    def set_all_visible(self, on: bool) -> None:
+        self.legend.blockSignals(True)
+        for c in range(NUM_CLASSES):
+            self.legend.item(c).setCheckState(Qt.Checked if on else Qt.Unchecked)
+        self.legend.blockSignals(False)
+        self.render()
+
+    @property
+    def alpha(self) -> float:
+        return self.opacity.value() / 100
+
+    def result(self) -> FrameResult | None:
+        return self.cache.get(self.current) if self.current is not None else None
+
+    def render(self) -> None:
+        r = self.result()
+        if r is None:
+            return
+        alpha, edges, visible = self.alpha, self.boundaries.isChecked(), self.visible()
+
+        def draw(classes):
+            return overlay.blend(r.image, classes, alpha, edges, visible)
+        names = [n or default for n, default in zip(self.model_names, ("source-only", "adapted"))]
+        for panel, pred, name, which in ((self.panel_a, r.a, names[0], "a"), (self.panel_b, r.b, names[1], "b")):
+            score = r.miou(which)
+            title = f"{name}" + (f" · mIoU {_pct(score)}" if score is not None else "")
+            panel.show_image(draw(pred.classes) if pred is not None else None, title if pred else f"{name}: –")
+        truth_view = self.third.currentIndex() == 0 and r.truth is not None
+        if truth_view:
+            self.panel_c.show_image(draw(r.truth), "ground truth")
+        elif r.comparison is not None:
+            self.panel_c.show_image(*reversed(outcome_panel(r.image, r.comparison)))
+        else:
+            self.panel_c.show_image(r.image, "frame (no ground truth)" if r.truth is None else "frame")
+
+        pred = r.b if (self.region_model.currentIndex() == 0 and r.b is not None) or r.a is None else r.a
+        c = self.region_class.currentIndex()
+        if pred is not None:
+            verdict = {1: "present", 0: "absent", -1: "unsure"}[int(pred.pivot[c])]
+            if self.region_mode.currentIndex() == 0:
+                share = float((pred.regions == c).mean())
+                self.panel_regions.show_image(overlay.regions(r.image, pred.regions, pred.seeds, c, alpha),
+                                              f"{CITYSCAPES_CLASSES[c]}: region {100 * share:.1f} % · pivot {verdict}")
+            else:
+                self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
+                                              f"{CITYSCAPES_CLASSES[c]}: CAM · q {pred.q[c]:.2f} · {verdict}")
+        truth_present = None
+        if r.truth is not None:
+            truth_present = np.bincount(r.truth.ravel(), minlength=256)[:NUM_CLASSES] > 0
+        self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], truth_present)
+        self._fill_table(r)
+        self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
+        self.frame_shown.emit(str(r.path))
+
+    def _fill_table(self, r: FrameResult) -> None:
+        rows = []
+        if r.comparison is not None and r.comparison.iou_a is not None:
+            ia, ib = r.comparison.iou_a, r.comparison.iou_b
+            rows.append(("mIoU", r.comparison.miou_a, r.comparison.miou_b))
+            rows += [(CITYSCAPES_CLASSES[c], ia[c], ib[c]) for c in range(NUM_CLASSES)
+                     if not (math.isnan(ia[c]) and math.isnan(ib[c]))]
+        elif r.truth is not None:
+            rows.append(("mIoU", r.miou("a"), r.miou("b")))
+        self.table.setRowCount(len(rows))
+        for i, (name, a, b) in enumerate(rows):
+            delta = None if a is None or b is None or a != a or b != b else b - a
+            cells = [name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}"]
+            for j, text in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                if j == 3 and delta:
+                    cell.setForeground(QColor(60, 190, 100) if delta > 0 else QColor(230, 80, 70))
+                if j:
+                    cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(i, j, cell)
+
+    # export ------------------------------------------------------------------------------------
+    def view_image(self) -> np.ndarray | None:
+        """What "Export view" saves, at the frame's native resolution: the comparison composite
+        with two models (as `pit export --compare`), else the overlay with its legend (as `pit
+        export`), drawn with the current opacity, boundaries and visible classes."""
+        r = self.result()
+        if r is None:
+            return None
+        if r.a is not None and r.b is not None:
+            names = [n or d for n, d in zip(self.model_names, ("source-only", "adapted"))]
+            return comparison_image(r.image, r.a.classes, r.b.classes, r.truth, r.comparison, self.alpha, *names,
+                                    show_boundaries=self.boundaries.isChecked(), visible=self.visible())
+        pred = r.b or r.a
+        return overlay_image(r.image, pred.classes, self.alpha, self.boundaries.isChecked(), self.visible())

@@ -1,0 +1,233 @@
+"""Live loss curves: one plot per loss term, the raw values faint and a debiased EMA on top,
+the evaluation mIoU, and optionally a second run's curves for comparison."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton, QVBoxLayout, QWidget
+
+from pit_gui.smoothing import Ema
+
+MIOU = "mIoU"
+COLUMNS = 3
+MAIN_COLOUR = (70, 160, 255)
+REFERENCE_COLOUR = (255, 150, 60)
+REDRAW_MS = 50  # curves are redrawn at most ~20 times a second
+
+
+def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """metrics.jsonl records → {term: (iterations, values)}; evaluations become the mIoU term (in %)."""
+    points: dict[str, tuple[list[int], list[float]]] = {}
+    for record in records:
+        it = record.get("iteration")
+        if record.get("kind") == "eval":
+            miou = record.get("miou") or {}
+            values = {MIOU: next(iter(miou.values()), None)}
+            values = {k: None if v is None else 100 * v for k, v in values.items()}
+        else:
+            values = {k: v for k, v in record.items() if k not in ("kind", "iteration")}
+        for term, value in values.items():
+            if isinstance(value, (int, float)) or value is None:
+                xs, ys = points.setdefault(term, ([], []))
+                xs.append(it)
+                ys.append(math.nan if value is None else float(value))
+    return points
+
+
+class Series:
+    def __init__(self, beta: float):
+        self.x: list[int] = []
+        self.y: list[float] = []
+        self.smooth = np.empty(0)
+        self.ema = Ema(beta)
+
+    def extend(self, xs, ys):
+        self.x += xs
+        self.y += ys
+        self.smooth = np.concatenate([self.smooth, self.ema.extend(ys)])
+
+    def resmooth(self, beta: float):
+        self.ema = Ema(beta)
+        self.smooth = self.ema.extend(self.y)
+
+
+class LossPlots(QWidget):
+    compare_requested = Signal()  # the "compare with run…" button: the window picks the folder
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.beta = 0.6
+        self.series: dict[str, dict[str, Series]] = {"main": {}, "reference": {}}
+        self.names = {"main": "", "reference": ""}
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self.hidden: set[str] = set()
+        self._dirty: set[tuple[str, str]] = set()
+
+        self.smoothing = QSlider(Qt.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(round(self.beta * 100))
+        self.smoothing.setToolTip("EMA smoothing of the bold curves (the faint ones are the raw values)")
+        self.smoothing.setMaximumWidth(160)
+        self.smoothing.valueChanged.connect(self._set_smoothing)
+        self.smoothing_label = QLabel()
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.toggled.connect(self._set_log)
+        self.terms_button = QToolButton(text="Terms")
+        self.terms_button.setPopupMode(QToolButton.InstantPopup)
+        self.terms_menu = QMenu(self)
+        self.terms_button.setMenu(self.terms_menu)
+        self.compare_button = QToolButton(text="Compare with run…")
+        self.compare_button.clicked.connect(self.compare_requested)
+        self.clear_compare_button = QToolButton(text="Clear comparison")
+        self.clear_compare_button.clicked.connect(lambda: self.set_reference([], ""))
+        self.clear_compare_button.setEnabled(False)
+        self.key = QLabel()
+
+        bar = QHBoxLayout()
+        for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.log_scale, self.terms_button,
+                  self.compare_button, self.clear_compare_button):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.key)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground((30, 30, 34))
+        self.empty = QLabel("No curves yet: start a training run, or open a run directory (File ▸ Open run…).")
+        self.empty.setAlignment(Qt.AlignCenter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.graphics, 1)
+        self.graphics.hide()
+
+        self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self._timer.timeout.connect(self._redraw)
+        self._set_smoothing(self.smoothing.value())
+
+    # data ------------------------------------------------------------------------------------
+    def clear(self, name: str = "") -> None:
+        self.series["main"] = {}
+        self.names["main"] = name
+        self._rebuild()
+
+    def add_records(self, records: list[dict], run: str = "main") -> None:
+        new_terms = False
+        for term, (xs, ys) in records_to_points(records).items():
+            series = self.series[run].get(term)
+            if series is None:
+                series = self.series[run][term] = Series(self.beta)
+                new_terms |= term not in self.plots
+            series.extend(xs, ys)
+            self._dirty.add((run, term))
+        if new_terms:
+            self._rebuild()
+        elif not self._timer.isActive():
+            self._timer.start()
+
+    def set_reference(self, records: list[dict], name: str) -> None:
+        self.series["reference"] = {}
+        self.names["reference"] = name
+        self.clear_compare_button.setEnabled(bool(records))
+        if records:
+            self.add_records(records, "reference")
+        self._rebuild()
+
+    def terms(self) -> list[str]:
+        found = list(dict.fromkeys(list(self.series["main"]) + list(self.series["reference"])))
+        order = {t: i for i, t in enumerate(("seg", "seg_aux", "cls", "img_src", "img_tgt", "pix", "align", "adv",
+                                             "adv_aux", "disc", MIOU, "lr"))}
+        return sorted(found, key=lambda t: (order.get(t, 50), t))
+
+    def points(self, term: str, run: str = "main") -> tuple[list[int], list[float]]:
+        series = self.series[run].get(term)
+        return (list(series.x), list(series.y)) if series else ([], [])
+
+    # display ---------------------------------------------------------------------------------
+    def _set_smoothing(self, value: int) -> None:
+        self.beta = value / 100
+        self.smoothing_label.setText(f"{self.beta:.2f}")
+        for run in self.series.values():
+            for series in run.values():
+                series.resmooth(self.beta)
+        self._dirty |= set(self.curves)
+        self._timer.start()
+
+    def _set_log(self, on: bool) -> None:
+        for plot in self.plots.values():
+            plot.setLogMode(False, on)
+
+    def set_term_visible(self, term: str, visible: bool) -> None:
+        (self.hidden.discard if visible else self.hidden.add)(term)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Lay the plots out again (terms appeared, were hidden, or a run changed)."""
+        self.graphics.ci.clear()
+        self.terms_menu.clear()
+        row = col = 0
+        for term in self.terms():
+            action = QAction(term, self.terms_menu, checkable=True, checked=term not in self.hidden)
+            action.toggled.connect(lambda on, t=term: self.set_term_visible(t, on))
+            self.terms_menu.addAction(action)
+            if term in self.hidden:
+                continue
+            plot = self.plots.get(term) or self._new_plot(term)
+            self.graphics.ci.addItem(plot, row, col)
+            col += 1
+            if col == COLUMNS:
+                row, col = row + 1, 0
+        have = bool(self.terms())
+        self.graphics.setVisible(have)
+        self.empty.setVisible(not have)
+        main, ref = self.names["main"], self.names["reference"]
+        key = f"<span style='color:rgb{MAIN_COLOUR}'>━ {main or 'this run'}</span>"
+        if self.series["reference"]:
+            key += f"&nbsp;&nbsp;<span style='color:rgb{REFERENCE_COLOUR}'>╍ {ref}</span>"
+        self.key.setText(key)
+        for (run, term), (raw, smooth) in self.curves.items():
+            if term not in self.series[run]:
+                raw.setData([], [])
+                smooth.setData([], [])
+        self._dirty |= {(run, term) for run in self.series for term in self.series[run]}
+        self._redraw()
+
+    def _new_plot(self, term: str) -> pg.PlotItem:
+        plot = pg.PlotItem(title=term)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLogMode(False, self.log_scale.isChecked())
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.getAxis("bottom").setLabel("iteration")
+        self.plots[term] = plot
+        return plot
+
+    def _curves(self, run: str, term: str):
+        if (run, term) not in self.curves:
+            plot = self.plots.get(term) or self._new_plot(term)
+            colour = MAIN_COLOUR if run == "main" else REFERENCE_COLOUR
+            style = Qt.SolidLine if run == "main" else Qt.DashLine
+            symbol = "o" if term == MIOU else None
+            raw = plot.plot(pen=pg.mkPen((*colour, 70), width=1, style=style), symbol=symbol, symbolSize=5,
+                            symbolBrush=colour)
+            smooth = plot.plot(pen=pg.mkPen(colour, width=2, style=style))
+            self.curves[(run, term)] = (raw, smooth)
+        return self.curves[(run, term)]
+
+    def _redraw(self) -> None:
+        for run, term in self._dirty:
+            series = self.series[run].get(term)
+            if series is None:
+                continue
+            raw, smooth = self._curves(run, term)
+            x = np.asarray(series.x, np.float64)
+            raw.setData(x, np.asarray(series.y, np.float64), connect="finite")
+            if term == MIOU:  # few points, each an evaluation: no smoothing
+                smooth.setData([], [])
+            else:
+                smooth.setData(x, series.smooth, connect="finite")
+        self._dirty.clear()

@@ -1,0 +1,125 @@
+"""The Train view: the config form, run controls with progress, the log and the live loss plots."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
+                               QScrollArea, QSplitter, QVBoxLayout, QWidget)
+
+from pit_engine.config import Config
+from pit_gui.config_form import ConfigForm
+from pit_gui.loss_plots import LossPlots
+from pit_resources import resource
+
+PRESETS = ("demo.toml", "gta5_to_cityscapes.toml", "synthia_to_cityscapes.toml")
+
+
+def format_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TrainView(QWidget):
+    start_requested = Signal()
+    pause_requested = Signal()
+    stop_requested = Signal()
+    load_config_requested = Signal()
+    save_config_requested = Signal()
+    make_demo_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.preset = QComboBox()
+        self.preset.addItem("Preset…")
+        self.preset.addItems(PRESETS)
+        self.preset.activated.connect(self._pick_preset)
+        load = QPushButton("Load…", toolTip="Load a config TOML")
+        load.clicked.connect(self.load_config_requested)
+        save = QPushButton("Save…", toolTip="Save the form as a config TOML")
+        save.clicked.connect(self.save_config_requested)
+        self.make_demo = QPushButton("Make demo data…",
+                                     toolTip="Generate the demo domain pair (seconds) and point the form at it")
+        self.make_demo.clicked.connect(self.make_demo_requested)
+        top = QHBoxLayout()
+        for w in (self.preset, load, save):
+            top.addWidget(w)
+        top.addStretch(1)
+
+        self.form = ConfigForm()
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.form)
+
+        self.run_dir = QLineEdit(placeholderText="run directory (default: runs/<date-time>)")
+        self.start = QPushButton("Start")
+        self.start.setToolTip("Start training (Ctrl+Return)")
+        self.pause = QPushButton("Pause", enabled=False)
+        self.pause.setToolTip("Pause / resume (Ctrl+P)")
+        self.stop = QPushButton("Stop", enabled=False)
+        self.stop.setToolTip("Stop after the current step and save a checkpoint (Ctrl+.)")
+        self.start.clicked.connect(self.start_requested)
+        self.pause.clicked.connect(self.pause_requested)
+        self.stop.clicked.connect(self.stop_requested)
+        buttons = QHBoxLayout()
+        for w in (self.start, self.pause, self.stop):
+            buttons.addWidget(w)
+        self.progress = QProgressBar(textVisible=True)
+        self.progress.setFormat("%v / %m")
+        self.rate = QLabel("idle")
+        self.log = QPlainTextEdit(readOnly=True, maximumBlockCount=2000)
+        self.log.setPlaceholderText("The trainer's messages appear here.")
+
+        left = QWidget()
+        lay = QVBoxLayout(left)
+        lay.addLayout(top)
+        lay.addWidget(self.make_demo)
+        lay.addWidget(scroll, 1)
+        lay.addWidget(QLabel("Run directory"))
+        lay.addWidget(self.run_dir)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.rate)
+        lay.addWidget(self.log)
+
+        self.plots = LossPlots()
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.plots)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([380, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
+        self.load_preset("demo.toml")
+
+    def load_preset(self, name: str) -> None:
+        self.form.set_config(Config.load(resource(name)))
+        self.preset.setCurrentText(name)
+
+    def _pick_preset(self, index: int) -> None:
+        if index > 0:
+            self.load_preset(self.preset.itemText(index))
+
+    def default_run_dir(self) -> Path:
+        return Path(self.run_dir.text().strip() or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+    def set_running(self, running: bool, paused: bool = False) -> None:
+        self.start.setEnabled(not running)
+        self.form.setEnabled(not running)
+        self.run_dir.setEnabled(not running)
+        self.preset.setEnabled(not running)
+        self.pause.setEnabled(running)
+        self.stop.setEnabled(running)
+        self.pause.setText("Resume" if paused else "Pause")
+
+    def show_progress(self, iteration: int, total: int, its_per_s: float | None = None, eta_s: float | None = None):
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(min(iteration, total))
+        if its_per_s is not None:
+            self.rate.setText(f"{its_per_s:.2f} it/s · ETA {format_eta(eta_s or 0)}")
+
+    def say(self, text: str) -> None:
+        self.log.appendPlainText(text)

@@ -1,0 +1,310 @@
+"""Work that must not run on the GUI thread: training, inference over frames, exports and checks.
+
+Each worker is a QObject moved to its own QThread. Its signals reach slots of QObjects living in
+the GUI thread (queued connections); nothing it sends carries a tensor. Training updates are
+batched so the GUI receives at most about 20 a second, whatever the trainer's logging rate.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from pit_engine.compare import Comparison, compare
+from pit_engine.data.io import read_rgb
+from pit_engine.errors import UserError
+from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+from pit_engine.export import read_truth
+from pit_engine.predict import Prediction, Predictor
+from pit_engine.train import Trainer
+
+UPDATE_INTERVAL_S = 0.05  # at most ~20 GUI updates a second
+THUMBNAIL_WIDTH = 96
+
+
+def start_thread(worker: QObject, name: str) -> QThread:
+    """Move `worker` to a new thread that runs its `run` slot and ends when it emits `done`."""
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # quit from the worker's own thread: a queued quit would wait on a possibly blocked GUI thread
+    worker.done.connect(thread.quit, Qt.DirectConnection)
+    thread.start()
+    return thread
+
+
+def _line(exc: BaseException) -> str:
+    return exc.line() if isinstance(exc, UserError) else f"error: internal error: {exc!r}"
+
+
+class TrainWorker(QObject):
+    started = Signal(object)  # events.Started
+    steps = Signal(list)  # [events.Step], batched
+    evaluated = Signal(object)  # events.Evaluated
+    checkpoint = Signal(object)  # events.CheckpointSaved
+    message = Signal(str)  # the trainer's log lines
+    finished = Signal(object)  # events.Finished
+    done = Signal()
+
+    def __init__(self, config, run_dir, resume: bool = False):
+        super().__init__()
+        self.trainer = Trainer(config, run_dir, resume, log=self.message.emit)
+        self._pending: list[Step] = []
+        self._last = 0.0
+
+    # pause/resume/stop are the trainer's own thread-safe controls: the worker thread is busy
+    # inside `run`, so a queued slot call would only arrive after training ends
+    def pause(self):
+        self.trainer.pause()
+
+    def resume(self):
+        self.trainer.resume()
+
+    def stop(self):
+        self.trainer.stop()
+
+    @Slot()
+    def run(self):
+        try:
+            self.trainer.run(self._on_event)
+        finally:
+            self.done.emit()
+
+    def _flush(self):
+        if self._pending:
+            self.steps.emit(self._pending)
+            self._pending = []
+            self._last = time.monotonic()
+
+    def _on_event(self, event):
+        if isinstance(event, Step):
+            self._pending.append(event)
+            if time.monotonic() - self._last >= UPDATE_INTERVAL_S:
+                self._flush()
+            return
+        self._flush()
+        signal = {Started: self.started, Evaluated: self.evaluated, CheckpointSaved: self.checkpoint,
+                  Finished: self.finished}[type(event)]
+        signal.emit(event)
+
+
+class Cancelled(Exception):
+    pass
+
+
+class TaskWorker(QObject):
+    """Runs `function(progress)` once: `progress(items)` wraps the job's iterable, reporting
+    (done, total) at most ~20 times a second and raising Cancelled after `cancel()`."""
+    progress = Signal(int, int)
+    succeeded = Signal(object)
+    failed = Signal(str, str)  # one line, traceback (empty for bad input)
+    done = Signal()
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+        self._cancel = threading.Event()
+
+    def cancel(self):
+        self._cancel.set()
+
+    def _progress(self, items):
+        items = list(items)
+        last = 0.0
+        for i, item in enumerate(items):
+            if self._cancel.is_set():
+                raise Cancelled()
+            if time.monotonic() - last >= UPDATE_INTERVAL_S:
+                self.progress.emit(i, len(items))
+                last = time.monotonic()
+            yield item
+        self.progress.emit(len(items), len(items))
+
+    @Slot()
+    def run(self):
+        try:
+            self.succeeded.emit(self.function(self._progress))
+        except Cancelled:
+            self.failed.emit("cancelled", "")
+        except UserError as exc:
+            self.failed.emit(exc.line(), "")
+        except Exception as exc:  # a bug: the line for the dialog, the traceback for the log
+            self.failed.emit(_line(exc), traceback.format_exc())
+        finally:
+            self.done.emit()
+
+
+class Relay(QObject):
+    """Calls plain Python callbacks for a TaskWorker's signals in the GUI thread.
+
+    A closure connected to a worker's signal would run in the worker's thread; a bound slot of
+    this object, created in the GUI thread, makes the connection queued into the GUI thread."""
+
+    def __init__(self, worker: TaskWorker, on_progress, on_succeeded, on_failed, parent=None):
+        super().__init__(parent)
+        self._progress, self._succeeded, self._failed = on_progress, on_succeeded, on_failed
+        worker.progress.connect(self.progress)
+        worker.succeeded.connect(self.succeeded)
+        worker.failed.connect(self.failed)
+
+    @Slot(int, int)
+    def progress(self, done: int, total: int):
+        self._progress(done, total)
+
+    @Slot(object)
+    def succeeded(self, result):
+        self._succeeded(result)
+
+    @Slot(str, str)
+    def failed(self, line: str, details: str):
+        self._failed(line, details)
+
+
+@dataclass
+class FrameResult:
+    """Everything the Inspect view shows about one frame, computed off the GUI thread."""
+    path: Path
+    generation: int  # which pair of models made it
+    image: np.ndarray
+    truth: np.ndarray | None  # trainIds, when the frame has a label
+    a: Prediction | None  # the baseline (source-only) model
+    b: Prediction | None  # the adapted model
+    comparison: Comparison | None  # a vs b (with truth when there is one)
+    thumbnail: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.image, self.truth, self.thumbnail]
+        for p in (self.a, self.b):
+            if p is not None:
+                arrays += [p.classes, p.confidence, p.cams, p.seeds, p.regions]
+        if self.comparison is not None:
+            arrays += [self.comparison.differ, self.comparison.outcome]
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    def miou(self, which: str) -> float | None:
+        """Per-image mIoU of model 'a' or 'b' against the truth (None without truth or model)."""
+        if self.truth is None or getattr(self, which) is None:
+            return None
+        if self.comparison is not None:
+            return self.comparison.miou_a if which == "a" else self.comparison.miou_b
+        pred = getattr(self, which).classes
+        return compare(pred, pred, self.truth).miou_a
+
+
+def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = (width, max(1, round(h * width / w)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+
+
+class InferenceWorker(QObject):
+    """Predicts frames with up to two checkpoints, in request order, urgent requests first.
+
+    `set_models` and `request` are thread-safe and return at once; results arrive through
+    `ready`. Changing the models starts a new generation: queued frames of the old one are
+    dropped, so a result never mixes two model pairs."""
+    ready = Signal(object)  # FrameResult
+    models_loaded = Signal(int, str, str)  # generation, name of a, name of b ("" when absent)
+    failed = Signal(str, str)  # path (empty for a model), one line
+    done = Signal()
+
+    def __init__(self, device: str = "cpu"):
+        super().__init__()
+        self.device = device
+        self._wake = threading.Condition()
+        self._queue: OrderedDict[Path, None] = OrderedDict()
+        self._models: deque = deque()
+        self._stopping = False
+        self.generation = 0
+        self._a = self._b = None
+
+    def set_models(self, checkpoint_a, checkpoint_b) -> int:
+        with self._wake:
+            self.generation += 1
+            self._queue.clear()
+            self._models.append((self.generation, checkpoint_a, checkpoint_b))
+            self._wake.notify()
+            return self.generation
+
+    def request(self, paths, urgent: bool = False) -> None:
+        with self._wake:
+            for path in (reversed(list(paths)) if urgent else paths):
+                path = Path(path)
+                if urgent:
+                    self._queue[path] = None
+                    self._queue.move_to_end(path, last=False)
+                else:
+                    self._queue.setdefault(path, None)
+            self._wake.notify()
+
+    def forget(self) -> None:
+        """Drop every queued frame (a new folder replaces the old one)."""
+        with self._wake:
+            self._queue.clear()
+
+    def shutdown(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+
+    @Slot()
+    def run(self):
+        try:
+            while True:
+                with self._wake:
+                    while not (self._stopping or self._models or (self._queue and self._has_models())):
+                        self._wake.wait()
+                    if self._stopping:
+                        return
+                    if self._models:
+                        job = ("models", self._models.popleft())
+                    else:
+                        path, _ = self._queue.popitem(last=False)
+                        job = ("frame", (self.generation, path))
+                if job[0] == "models":
+                    self._load(*job[1])
+                else:
+                    self._predict(*job[1])
+        finally:
+            self.done.emit()
+
+    def _has_models(self) -> bool:
+        return self._a is not None or self._b is not None
+
+    def _load(self, generation, checkpoint_a, checkpoint_b):
+        loaded = []
+        for checkpoint in (checkpoint_a, checkpoint_b):
+            if not checkpoint:
+                loaded.append(None)
+                continue
+            try:
+                loaded.append(Predictor.from_checkpoint(checkpoint, self.device))
+            except Exception as exc:
+                loaded.append(None)
+                self.failed.emit("", _line(exc))
+        self._a, self._b = loaded
+        self.models_loaded.emit(generation, self._a.name if self._a else "", self._b.name if self._b else "")
+
+    def _predict(self, generation, path: Path):
+        try:
+            image = read_rgb(path)
+            a = self._a.predict(image) if self._a else None
+            b = self._b.predict(image) if self._b else None
+            shape = image.shape[:2]
+            truth = read_truth(path, shape)
+            cmp = compare(a.classes, b.classes, truth) if a and b else None
+            result = FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image))
+        except Exception as exc:
+            self.failed.emit(str(path), _line(exc))
+            return
+        if generation == self.generation:  # models changed meanwhile: this result is stale
+            self.ready.emit(result)
