@@ -33,12 +33,23 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, refused pickle globals, not a torch file at all
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load checkpoint: {first}", path,
+        raise UserError(f"cannot load checkpoint: {_load_failure(exc)}", path,
                         "the file is damaged or not a PIT Studio checkpoint; use another one") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError("not a PIT Studio checkpoint", path, "give a checkpoint written by `pit train`")
     return state
+
+
+def _load_failure(exc: Exception) -> str:
+    """torch's reason, shortened to what a user can act on."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        detail = next((line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")), "")
+        return "refused by the weights-only loader, which never runs code from a file" + \
+            (f" ({detail[:80]})" if detail else "")
+    if "zip archive" in text:
+        return "not a complete torch file (truncated or damaged)"
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:

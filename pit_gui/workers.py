@@ -116,17 +116,20 @@ class TaskWorker(QObject):
     def cancel(self):
         self._cancel.set()
 
-    def _progress(self, items):
-        items = list(items)
-        last = 0.0
-        for i, item in enumerate(items):
+    def _progress(self, items, total=None, **_tqdm_options):
+        if total is None:
+            items = items if hasattr(items, "__len__") else list(items)
+            total = len(items)
+        last, done = 0.0, 0
+        for item in items:
             if self._cancel.is_set():
                 raise Cancelled()
             if time.monotonic() - last >= UPDATE_INTERVAL_S:
-                self.progress.emit(i, len(items))
+                self.progress.emit(done, total)
                 last = time.monotonic()
             yield item
-        self.progress.emit(len(items), len(items))
+            done += 1
+        self.progress.emit(done, total)
 
     @Slot()
     def run(self):

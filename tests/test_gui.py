@@ -1,0 +1,351 @@
+"""The real main window, driven through pytest-qt (offscreen, set in conftest.py).
+
+Every test closes its window, which stops and joins the trainer, inference and task threads."""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from conftest import tiny_config
+from pit_engine import overlay
+from pit_engine.classes import CITYSCAPES_CLASSES
+from pit_engine.events import Step
+from pit_engine.export import export_overlays
+from pit_engine.runs import MetricsReader
+from pit_engine.train import Trainer
+from pit_gui.main_window import MainWindow, demo_inputs
+from pit_gui.smoothing import ema
+from pit_gui.workers import TrainWorker
+
+WAIT_MS = 60000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    windows = []
+
+    def make(**kwargs):
+        window = MainWindow(settings, **kwargs)
+        window.confirm = lambda title, text: True  # the modal question dialogs answer yes
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+    yield make
+    for window in windows:
+        if window.training:
+            window.stop_training()
+            qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
+        window.close()
+        assert not window.inference_thread.isRunning()
+        assert not window.tasks
+
+
+@pytest.fixture
+def window(make_window, qtbot):
+    window = make_window()
+    qtbot.waitUntil(window.ready_for_screenshot, timeout=WAIT_MS)
+    return window
+
+
+def wait_scored(qtbot, window):
+    view = window.inspect_view
+    qtbot.waitUntil(lambda: view.frames and len(view.scores) == len(view.frames), timeout=WAIT_MS)
+
+
+def test_opens_with_the_demo_comparison(window):
+    view = window.inspect_view
+    assert len(view.frames) == 8
+    r = view.result()
+    assert r.a is not None and r.b is not None and r.truth is not None
+    assert view.panel_a.array is not None and view.panel_b.array is not None and view.panel_c.array is not None
+    assert "mIoU" in view.panel_b.titleLabel.text
+    assert view.table.rowCount() > 1 and view.table.item(0, 0).text() == "mIoU"
+    # the chart shows the same q the engine predicted
+    assert np.allclose(view.chart.values["PIT"], r.b.q)
+
+
+def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_path):
+    window = make_window(demo_models=False, demo_frames=False)
+    config = tiny_config(tiny_demo, train={"iterations": 2000})
+    window.train_view.form.set_config(config)
+    window.train_view.run_dir.setText(str(tmp_path / "run"))
+    assert window.start_training()
+    plots = window.train_view.plots
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) >= 3, timeout=WAIT_MS)
+    assert plots.plots["seg"] in window.train_view.plots.graphics.ci.items
+
+    window.toggle_pause()
+    assert window.train_view.pause.text() == "Resume"
+    time.sleep(0.3)  # the step in flight finishes
+    qtbot.wait(200)
+    seen = len(plots.points("seg")[0])
+    qtbot.wait(700)
+    assert len(plots.points("seg")[0]) == seen  # paused: no new steps
+
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) > seen + 2, timeout=WAIT_MS)
+    window.stop_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
+    assert window.train_view.start.isEnabled() and not window.train_view.stop.isEnabled()
+    assert list((tmp_path / "run" / "checkpoints").glob("iter_*.pt"))
+    assert "stopped" in window.train_view.log.toPlainText()
+    # the newest checkpoint of the run is now the adapted model in Inspect
+    assert window.inspect_view.checkpoints[1].startswith(str(tmp_path / "run" / "checkpoints"))
+
+
+def test_training_updates_are_batched():
+    worker = TrainWorker(tiny_config(Path("/nonexistent")), "/nonexistent-run")
+    batches = []
+    worker.steps.connect(batches.append)  # same thread: direct
+    start = time.monotonic()
+    for i in range(2000):
+        worker._on_event(Step(i, {"seg": 1.0}, 0.1, 100.0, 1.0))
+    worker._flush()
+    elapsed = time.monotonic() - start
+    assert sum(len(b) for b in batches) == 2000  # nothing lost
+    assert len(batches) <= elapsed / 0.05 + 2  # at most ~20 a second
+
+
+def test_open_run_replays_and_follows(window, qtbot, tiny_demo, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_demo), run, log=lambda *_: None).run()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    assert window.open_path(run)
+    plots = window.train_view.plots
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == len(steps), timeout=WAIT_MS)
+    assert plots.points("seg")[1] == pytest.approx([r["seg"] for r in steps])
+    assert "mIoU" in plots.terms()  # the final evaluation
+    # a line appended by a training elsewhere shows up; a half-written one waits for its newline
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "step", "iteration": 99, "lr": 0.1, "seg": 0.5}) + "\n" + '{"kind": "st')
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == len(steps) + 1, timeout=5000)
+    assert plots.points("seg")[0][-1] == 99
+    # the run's checkpoint became the adapted model
+    assert Path(window.inspect_view.checkpoints[1]).parent == run / "checkpoints"
+    assert str(run.resolve()) in window.recent()
+
+
+def test_compare_run_overlays_curves(window, qtbot, tiny_demo, tmp_path):
+    for name in ("a", "b"):
+        Trainer(tiny_config(tiny_demo, train={"seed": ord(name)}), tmp_path / name, log=lambda *_: None).run()
+    window.open_path(tmp_path / "a")
+    window.compare_run(tmp_path / "b")
+    plots = window.train_view.plots
+    qtbot.waitUntil(lambda: len(plots.points("seg", "reference")[0]) == 6, timeout=WAIT_MS)
+    assert plots.points("seg", "reference")[1] != plots.points("seg")[1]
+
+
+def test_frame_class_opacity_visibility(window, qtbot):
+    view = window.inspect_view
+    view.list.setCurrentRow(2)
+    qtbot.waitUntil(lambda: view.result() is not None and view.result().path == view.frames[2], timeout=WAIT_MS)
+    r = view.result()
+    view.opacity.setValue(80)
+    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.b.classes, 0.8, True))
+    view.boundaries.setChecked(False)
+    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.b.classes, 0.8, False))
+    road = CITYSCAPES_CLASSES.index("road")
+    view.legend.item(road).setCheckState(Qt.Unchecked)
+    hidden = r.b.classes == road
+    assert hidden.any()
+    assert np.array_equal(view.panel_b.array[hidden], r.image[hidden])  # road hidden: the frame shows
+    # a class's CAM and its grown region
+    car = CITYSCAPES_CLASSES.index("car")
+    view.region_class.setCurrentIndex(car)
+    view.region_mode.setCurrentIndex(1)
+    assert np.array_equal(view.panel_regions.array, overlay.heat(r.image, r.b.cam(car), 0.8))
+    view.region_mode.setCurrentIndex(0)
+    assert np.array_equal(view.panel_regions.array, overlay.regions(r.image, r.b.regions, r.b.seeds, car, 0.8))
+    assert "car" in view.panel_regions.titleLabel.text
+
+
+def test_next_previous_and_sort_by_gain(window, qtbot):
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    view.sort.setCurrentText("gain, worst first")
+    order = [Path(view.list.item(i).data(Qt.UserRole)) for i in range(view.list.count())]
+    gains = [view.scores[p][1] - view.scores[p][0] for p in order]
+    assert gains == sorted(gains)
+    view.list.setCurrentRow(0)
+    view.step(1)
+    assert view.current == order[1]
+    view.step(-1)
+    view.step(-1)  # stays at the first
+    assert view.current == order[0]
+
+
+def test_linked_zoom(window, qtbot):
+    view = window.inspect_view
+    view.panel_a.vb.setRange(xRange=(10, 50), yRange=(5, 25), padding=0)
+    qtbot.wait(50)
+    (ax0, ax1), (ay0, ay1) = view.panel_a.vb.viewRange()
+    assert ax0 <= 10.5 and ax1 >= 49.5 and ay0 <= 5.5 and ay1 >= 24.5  # A shows the asked region
+    for panel in (view.panel_b, view.panel_c):  # panels of A's shape show exactly what A shows
+        assert np.allclose(panel.vb.viewRange(), view.panel_a.vb.viewRange(), atol=1.5)
+    (x0, x1), (y0, y1) = view.panel_regions.vb.viewRange()  # another shape: the same centre
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((30, 15), abs=0.5)
+
+
+def test_export_view_and_folder_match_pit_export(window, qtbot, tmp_path):
+    view = window.inspect_view
+    a, b, frames = demo_inputs()
+    assert window.export_view(tmp_path / "view.png")
+    export_overlays(a, [frames], tmp_path / "cli", b)  # what `pit export --compare` writes
+    stem = view.current.name.replace("_leftImg8bit.png", "")
+    cli = np.asarray(Image.open(tmp_path / "cli" / f"{stem}_compare.png").convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "view.png").convert("RGB")), cli)
+
+    window.export_folder(tmp_path / "gui")
+    qtbot.waitUntil(lambda: (tmp_path / "gui" / "index.json").is_file() and not window.tasks, timeout=WAIT_MS)
+    for name in (f"{stem}_compare.png", f"{stem}_overlay.png"):
+        assert (tmp_path / "gui" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    # a second export into the same folder asks, then overwrites (confirm answers yes here)
+    before = (tmp_path / "gui" / "index.json").stat().st_mtime_ns
+    window.export_folder(tmp_path / "gui")
+    qtbot.waitUntil(lambda: (tmp_path / "gui" / "index.json").stat().st_mtime_ns != before and not window.tasks,
+                    timeout=WAIT_MS)
+
+
+def test_bad_input_shows_one_line_and_keeps_working(window, qtbot, tmp_path):
+    box = window.error_box
+    window.open_path(tmp_path / "missing")
+    assert box.isVisible() and box.text().startswith("error: cannot open this")
+    box.hide()
+
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[modle]\nbackbone = 'small'\n")
+    assert not window.load_config(typo)
+    assert "did you mean 'model'" in box.text() and "\n" not in box.text()
+    box.hide()
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    window.open_checkpoint(corrupt, "b")
+    qtbot.waitUntil(box.isVisible, timeout=WAIT_MS)
+    assert box.text().startswith("error:") and "\n" not in box.text()
+    box.hide()
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    a, b, _ = demo_inputs()
+    window.open_checkpoint(a, "a")
+    window.open_checkpoint(b, "b")
+    window.open_frames(frames)
+    qtbot.waitUntil(box.isVisible, timeout=WAIT_MS)
+    assert "broken.png" in box.text() and box.text().startswith("error:")
+
+
+def test_failed_training_shows_dialog_and_window_stays_usable(make_window, qtbot, tiny_demo, tmp_path):
+    window = make_window(demo_models=False, demo_frames=False)
+    window.train_view.form.set_config(tiny_config(tiny_demo, data={"source_root": str(tmp_path / "nope")}))
+    window.train_view.run_dir.setText(str(tmp_path / "run"))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
+    assert window.error_box.isVisible() and window.error_box.text().startswith("error:")
+    assert window.train_view.start.isEnabled() and window.train_view.form.isEnabled()
+    # fixed, it trains
+    window.error_box.hide()
+    window.train_view.form.set_config(tiny_config(tiny_demo))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
+    assert not window.error_box.isVisible()
+    assert list((tmp_path / "run" / "checkpoints").glob("iter_*.pt"))
+
+
+def test_closing_mid_training_stops_saves_and_joins(make_window, qtbot, tiny_demo, tmp_path):
+    window = make_window(demo_models=False, demo_frames=False)
+    window.train_view.form.set_config(tiny_config(tiny_demo, train={"iterations": 5000}))
+    window.train_view.run_dir.setText(str(tmp_path / "run"))
+    window.start_training()
+    qtbot.waitUntil(lambda: len(window.train_view.plots.points("seg")[0]) >= 2, timeout=WAIT_MS)
+    thread = window.train_thread
+    start = time.monotonic()
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert time.monotonic() - start < 10
+    assert thread is not None and thread.isFinished() and not window.inference_thread.isRunning()
+    assert list((tmp_path / "run" / "checkpoints").glob("iter_*.pt"))
+
+
+def test_settings_and_recent_survive_a_restart(make_window, qtbot, settings, tmp_path):
+    first = make_window(demo_models=False, demo_frames=False)
+    first.inspect_view.opacity.setValue(30)
+    first.train_view.plots.smoothing.setValue(90)
+    first.remember(tmp_path)
+    first.close()
+    second = make_window(demo_models=False, demo_frames=False)
+    assert second.inspect_view.opacity.value() == 30
+    assert second.train_view.plots.smoothing.value() == 90
+    assert second.recent()[0] == str(tmp_path.resolve())
+    assert second.recent_menu.actions()[0].text() == str(tmp_path.resolve())
+
+
+def test_drop_a_checkpoint_and_a_folder(window, qtbot, tmp_path):
+    a, b, frames = demo_inputs()
+    one = frames / "democity"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(a)), QUrl.fromLocalFile(str(next(one.iterdir())))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    view = window.inspect_view
+    assert view.checkpoints[1] == str(a)
+    qtbot.waitUntil(lambda: len(view.frames) == 1 and view.result() is not None, timeout=WAIT_MS)
+
+
+def test_debiased_ema():
+    assert ema([3.0, 3.0, 3.0], 0.9) == pytest.approx([3.0, 3.0, 3.0])  # no pull towards zero
+    smoothed = ema([0.0, 10.0, float("nan"), 10.0], 0.5)
+    assert smoothed[0] == 0 and np.isnan(smoothed[2]) and 0 < smoothed[3] < 10
+
+
+def test_metrics_reader_waits_for_whole_lines_and_sees_rewrites(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"iteration": 1, "seg": 1}\n{"iteration": 2')
+    reader = MetricsReader(tmp_path)
+    assert [r["iteration"] for r in reader.read()] == [1]
+    with open(path, "a") as f:
+        f.write(', "seg": 2}\n')
+    assert [r["iteration"] for r in reader.read()] == [2]
+    path.write_text('{"iteration": 1, "seg": 1}\n')  # a resumed run rewrote it, shorter
+    assert [r["iteration"] for r in reader.read()] == [1] and reader.restarted
+
+
+def test_check_button_and_demo_data(window, qtbot, tmp_path):
+    window.make_demo_data(tmp_path / "demo")
+    form = window.train_view.form
+    qtbot.waitUntil(lambda: form.fields["data.target_root"].text().endswith("target"), timeout=WAIT_MS)
+    assert form.config().data.source_root == str(tmp_path / "demo" / "source")
+    window.check_data("cityscapes", form.fields["data.target_root"].text(), "val")
+    qtbot.waitUntil(window.info_box.isVisible, timeout=WAIT_MS)
+    assert window.info_box.text() == "cityscapes: 100 frame(s), 0 problem(s)"
+    assert "class pixels" in window.info_box.detailedText()
+
+
+def test_screenshot_command(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    out = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "-m", "pit_gui", "--screenshot", str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    assert shot.shape == (900, 1440, 3)
+    assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 500  # a drawn window, not a blank one
+    bad = subprocess.run([sys.executable, "-m", "pit_gui", str(tmp_path / "nope"), "--screenshot", str(out)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: not found") and bad.stderr.count("\n") == 1
