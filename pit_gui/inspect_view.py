@@ -92,7 +92,7 @@ class InspectView(QWidget):
         grid = self.graphics.ci.layout
         for column in range(3):  # equal columns: linked panels with locked aspect need equal sizes
             grid.setColumnStretchFactor(column, 1)
-            grid.setColumnPreferredWidth(column, 300)
+            grid.setColumnPreferredWidth(column, 50)
         for row in range(2):
             grid.setRowStretchFactor(row, 1)
         self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
@@ -190,7 +190,7 @@ class InspectView(QWidget):
         self.splitter.addWidget(self.graphics)
         self.splitter.addWidget(scroll)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([290, 850, 320])
+        self.splitter.setSizes([270, 850, 330])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
@@ -376,10 +376,10 @@ class InspectView(QWidget):
             if self.region_mode.currentIndex() == 0:
                 share = float((pred.regions == c).mean())
                 self.panel_regions.show_image(overlay.regions(r.image, pred.regions, pred.seeds, c, alpha),
-                                              f"{CITYSCAPES_CLASSES[c]}: region {100 * share:.1f} % · pivot {verdict}")
+                                              f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict}")
             else:
                 self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
-                                              f"{CITYSCAPES_CLASSES[c]}: CAM · q {pred.q[c]:.2f} · {verdict}")
+                                              f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
         truth_present = None
         if r.truth is not None:
             truth_present = np.bincount(r.truth.ravel(), minlength=256)[:NUM_CLASSES] > 0

@@ -352,6 +352,8 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error(exc.line())
             return False
+        self.train_view.preset.setCurrentIndex(0)  # the form no longer shows a preset
+        self.train_view.say(f"loaded config {path}")
         self.settings.setValue("config_path", str(Path(path).resolve()))
         self.remember(Path(path))
         self.say(f"loaded {path}")

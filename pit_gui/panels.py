@@ -52,7 +52,8 @@ class CategoryChart(pg.PlotItem):
     τ_lo / τ_hi lines and a mark on the classes the ground truth contains."""
 
     def __init__(self):
-        super().__init__(title="category vector q: <span style='color:#3cbe64'>present</span> · <span style='color:#f0aa28'>unsure</span> · <span style='color:#8c8c96'>absent</span> · ▲ in the ground truth")
+        super().__init__(title="q: <span style='color:#3cbe64'>present</span> · <span style='color:#f0aa28'>"
+                               "unsure</span> · <span style='color:#8c8c96'>absent</span>")
         n = len(CITYSCAPES_CLASSES)
         self.setMenuEnabled(False)
         self.setMouseEnabled(False, False)
@@ -60,7 +61,7 @@ class CategoryChart(pg.PlotItem):
         self.setYRange(-0.6, n - 0.4, padding=0)
         self.invertY(True)
         self.getAxis("left").setTicks([[(i, name) for i, name in enumerate(CITYSCAPES_CLASSES)]])
-        self.getAxis("bottom").setLabel("q (upper bar of a pair: source-only, lower: adapted)")
+        self.getAxis("bottom").setLabel("upper bar source-only, lower adapted · ▲ ground truth")
         self.showGrid(x=True, alpha=0.15)
         self.bars: list[pg.BarGraphItem] = []
         self.tau_lo = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.DashLine),
