@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSlider, QSplitter,
+                               QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
@@ -35,6 +35,15 @@ def qimage(array: np.ndarray) -> QImage:
     array = np.ascontiguousarray(array)
     h, w = array.shape[:2]
     return QImage(array.data, w, h, 3 * w, QImage.Format_RGB888).copy()  # copy: own the pixels
+
+
+def _host(item) -> pg.GraphicsLayoutWidget:
+    """A widget showing one pyqtgraph item; its size comes from the layout's stretch alone."""
+    host = pg.GraphicsLayoutWidget()
+    host.setBackground((30, 30, 34))
+    host.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+    host.addItem(item)
+    return host
 
 
 def _pct(v) -> str:
@@ -78,23 +87,19 @@ class InspectView(QWidget):
         b.addWidget(self.sort)
         b.addWidget(self.list, 1)
 
-        # panels
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground((30, 30, 34))
+        # panels: each in its own widget, the three compared views in a row of equal stretch (linked
+        # views with a locked aspect show the same region only when they have the same shape)
         self.panel_a, self.panel_b, self.panel_c = ImagePanel("source-only"), ImagePanel("adapted"), ImagePanel("")
         self.panel_regions = ImagePanel("")
         self.chart = CategoryChart()
-        self.graphics.addItem(self.panel_a, 0, 0)
-        self.graphics.addItem(self.panel_b, 0, 1)
-        self.graphics.addItem(self.panel_c, 0, 2)
-        self.graphics.addItem(self.panel_regions, 1, 0)
-        self.graphics.addItem(self.chart, 1, 1, 1, 2)
-        grid = self.graphics.ci.layout
-        for column in range(3):  # equal columns: linked panels with locked aspect need equal sizes
-            grid.setColumnStretchFactor(column, 1)
-            grid.setColumnPreferredWidth(column, 50)
-        for row in range(2):
-            grid.setRowStretchFactor(row, 1)
+        upper, lower = QWidget(), QWidget()
+        for row, items in ((upper, ((self.panel_a, 1), (self.panel_b, 1), (self.panel_c, 1))),
+                           (lower, ((self.panel_regions, 1), (self.chart, 2)))):
+            box = QHBoxLayout(row)
+            box.setContentsMargins(0, 0, 0, 0)
+            box.setSpacing(2)
+            for item, stretch in items:
+                box.addWidget(_host(item), stretch)
         self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
         link(self.panels)
 
@@ -185,9 +190,12 @@ class InspectView(QWidget):
         scroll.setWidget(controls)
         scroll.setMinimumWidth(300)
 
+        centre = QSplitter(Qt.Vertical)
+        centre.addWidget(upper)
+        centre.addWidget(lower)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(browser)
-        self.splitter.addWidget(self.graphics)
+        self.splitter.addWidget(centre)
         self.splitter.addWidget(scroll)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([270, 850, 330])
