@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, IGNORE, NUM_CLASSES
 
 BOUNDARY_COLOUR = np.array((255, 255, 255), np.uint8)
+BOUNDARY_SCALAR = (255, 255, 255, 0)  # OR-ing it sets a pixel to BOUNDARY_COLOUR
 
 
 def boundaries(classes: np.ndarray) -> np.ndarray:
@@ -47,7 +48,8 @@ def blend(image: np.ndarray, classes: np.ndarray, alpha: float = 0.5, show_bound
         cv2.copyTo(image, 1 - shown, out)
     if show_boundaries:
         edge = (boundaries(classes) & shown.astype(bool)).view(np.uint8)
-        cv2.copyTo(np.broadcast_to(BOUNDARY_COLOUR, out.shape).copy(), edge, out)
+        # white boundaries: a masked OR with 255 in place, without a frame-sized colour image
+        cv2.bitwise_or(out, BOUNDARY_SCALAR, dst=out, mask=edge)
     return out
 
 

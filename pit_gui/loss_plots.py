@@ -66,6 +66,7 @@ class LossPlots(QWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.hidden: set[str] = set()
+        self.x_max = 0  # the run's length: a fixed x range spares re-laying out every axis per update
         self._dirty: set[tuple[str, str]] = set()
 
         self.smoothing = QSlider(Qt.Horizontal)
@@ -110,12 +111,29 @@ class LossPlots(QWidget):
         self._set_smoothing(self.smoothing.value())
 
     # data ------------------------------------------------------------------------------------
-    def clear(self, name: str = "") -> None:
+    def clear(self, name: str = "", total_iterations: int = 0) -> None:
         self.series["main"] = {}
         self.names["main"] = name
+        self.set_x_max(total_iterations)
         self._rebuild()
 
+    def set_x_max(self, total_iterations: int) -> None:
+        """Show iterations 0..total (0: follow the data). Redrawing ten plots with axes that
+        re-layout at every update stalled the GUI for ~100 ms per update on 2 cores."""
+        self.x_max = int(total_iterations or 0)
+        for plot in self.plots.values():
+            self._apply_x(plot)
+
+    def _apply_x(self, plot) -> None:
+        if self.x_max:
+            plot.enableAutoRange(x=False)
+            plot.setXRange(0, self.x_max, padding=0.02)
+        else:
+            plot.enableAutoRange(x=True)
+
     def add_records(self, records: list[dict], run: str = "main") -> None:
+        if self.x_max and records and max(r.get("iteration", 0) for r in records) > self.x_max:
+            self.set_x_max(0)  # more iterations than announced (another config resumed it): follow
         new_terms = False
         for term, (xs, ys) in records_to_points(records).items():
             series = self.series[run].get(term)
@@ -197,12 +215,12 @@ class LossPlots(QWidget):
         self._redraw()
 
     def _new_plot(self, term: str) -> pg.PlotItem:
-        plot = pg.PlotItem(title=term)
-        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot = pg.PlotItem(title=term)  # no grid: its translucent lines cost more to paint than the curves
         plot.setLogMode(False, self.log_scale.isChecked())
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
         plot.getAxis("bottom").setLabel("iteration")
+        self._apply_x(plot)
         self.plots[term] = plot
         return plot
 

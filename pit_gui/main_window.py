@@ -278,7 +278,7 @@ class MainWindow(QMainWindow):
         self.follow_timer.stop()
         self.reader = MetricsReader(run_dir)
         self.run_total = config.get("train", {}).get("iterations", 0)
-        self.train_view.plots.clear(run_dir.name)
+        self.train_view.plots.clear(run_dir.name, self.run_total)
         self.train_view.say(f"opened run {run_dir}")
 
         def done(records):
@@ -301,7 +301,7 @@ class MainWindow(QMainWindow):
             return
         records = self.reader.read()
         if self.reader.restarted:  # the run was resumed and rewrote its metrics
-            self.train_view.plots.clear(self.reader.path.parent.name)
+            self.train_view.plots.clear(self.reader.path.parent.name, self.run_total)
         if records:
             self.train_view.plots.add_records(records)
             self._show_run_progress(records)
@@ -547,6 +547,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def on_started(self, event) -> None:
         self.run_total = event.total_iterations
+        self.train_view.plots.set_x_max(event.total_iterations)
         self.train_view.show_progress(event.start_iteration, event.total_iterations)
         self.train_view.say(f"training on {event.device}, {event.total_iterations} iterations, run {event.run_dir}")
         self.remember(Path(event.run_dir))

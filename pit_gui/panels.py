@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+pg.setConfigOptions(imageAxisOrder="row-major")
 
 PIVOT_BRUSH = {1: (60, 190, 100), 0: (110, 110, 120), -1: (240, 170, 40)}  # present / absent / unsure
 PIVOT_NAMES = {1: "present", 0: "absent", -1: "unsure (ignored by L_img)"}
@@ -35,7 +35,7 @@ class ImagePanel(pg.PlotItem):
         if array is None:
             self.image_item.clear()
             return
-        self.image_item.setImage(array, autoLevels=False, levels=(0, 255))
+        self.image_item.setImage(array, autoLevels=False)  # uint8 RGB as it is: no rescaling
         if first:
             self.vb.autoRange(padding=0)
 
