@@ -418,15 +418,19 @@ class MainWindow(QMainWindow):
             self.export_view(path)
 
     def export_view(self, path) -> bool:
+        """Render the view here (fast: the engine's overlays), encode and write the PNG off the
+        GUI thread (a 2048x1024 composite takes longer than a frame's time to compress)."""
         image = self.inspect_view.view_image()
         if image is None:
             return False
-        try:
-            save_png(Path(path), image)
-        except OSError as exc:
-            self.show_error(UserError(f"cannot write: {exc.strerror}", path, "choose another place").line())
-            return False
-        self.say(f"saved {path}")
+        path = Path(path)
+
+        def write(progress):
+            try:
+                save_png(path, image)
+            except OSError as exc:
+                raise UserError(f"cannot write: {exc.strerror}", path, "choose another place") from None
+        self.run_task(f"saving {path.name}", write, lambda _: self.say(f"saved {path}"))
         return True
 
     def ask_export_folder(self):

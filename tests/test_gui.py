@@ -202,6 +202,7 @@ def test_export_view_and_folder_match_pit_export(window, qtbot, tmp_path):
     view = window.inspect_view
     a, b, frames = demo_inputs()
     assert window.export_view(tmp_path / "view.png")
+    qtbot.waitUntil(lambda: not window.tasks, timeout=WAIT_MS)
     export_overlays(a, [frames], tmp_path / "cli", b)  # what `pit export --compare` writes
     stem = view.current.name.replace("_leftImg8bit.png", "")
     cli = np.asarray(Image.open(tmp_path / "cli" / f"{stem}_compare.png").convert("RGB"))
@@ -303,6 +304,25 @@ def test_drop_a_checkpoint_and_a_folder(window, qtbot, tmp_path):
     view = window.inspect_view
     assert view.checkpoints[1] == str(a)
     qtbot.waitUntil(lambda: len(view.frames) == 1 and view.result() is not None, timeout=WAIT_MS)
+
+
+def test_smoothing_slider_and_log_scale(window, qtbot, tiny_demo, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_demo), run, log=lambda *_: None).run()
+    window.open_path(run)
+    plots = window.train_view.plots
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == 6, timeout=WAIT_MS)
+    raw = plots.points("seg")[1]
+    plots.smoothing.setValue(0)
+    qtbot.wait(100)
+    assert plots.curves[("main", "seg")][1].getData()[1] == pytest.approx(raw)  # no smoothing: the raw values
+    plots.smoothing.setValue(90)
+    qtbot.wait(100)
+    assert list(plots.curves[("main", "seg")][1].getData()[1]) == pytest.approx(list(ema(raw, 0.9)))
+    plots.log_scale.setChecked(True)
+    assert all(plot.ctrl.logYCheck.isChecked() for plot in plots.plots.values())
+    plots.set_term_visible("seg", False)
+    assert plots.plots["seg"] not in plots.graphics.ci.items.keys()
 
 
 def test_debiased_ema():
