@@ -62,6 +62,7 @@ class InspectView(QWidget):
         super().__init__(parent)
         self.inference = None  # the window's InferenceWorker
         self.frames: list[Path] = []
+        self.items: dict[Path, QListWidgetItem] = {}
         self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
         self.scores: dict[Path, tuple[float | None, float | None]] = {}
         self.current: Path | None = None
@@ -235,12 +236,14 @@ class InspectView(QWidget):
         self.scores.clear()
         self.list.blockSignals(True)
         self.list.clear()
+        self.items = {}
         for path in self.frames:
             item = QListWidgetItem(self._item_text(path))
             item.setData(PATH_ROLE, str(path))
             item.setToolTip(str(path))
             item.setSizeHint(QSize(260, 54))
             self.list.addItem(item)
+            self.items[path] = item
         self.list.blockSignals(False)
         self._sort()
         self.inference.request(self.frames)
@@ -250,8 +253,8 @@ class InspectView(QWidget):
 
     @Slot(object)
     def on_ready(self, result: FrameResult) -> None:
-        if result.generation != self.generation or result.path not in self.scores and result.path not in self.frames:
-            return
+        if result.generation != self.generation or result.path not in self.items:
+            return  # made by replaced models, or a frame of a folder no longer open
         self.cache[result.path] = result
         self.cache.move_to_end(result.path)
         total = sum(r.nbytes for r in self.cache.values())
@@ -271,10 +274,7 @@ class InspectView(QWidget):
                 self._sort()
 
     def _item(self, path: Path) -> QListWidgetItem | None:
-        for i in range(self.list.count()):
-            if self.list.item(i).data(PATH_ROLE) == str(path):
-                return self.list.item(i)
-        return None
+        return self.items.get(Path(path))
 
     def _item_text(self, path: Path) -> str:
         name = path.name.replace("_leftImg8bit", "")
@@ -286,9 +286,8 @@ class InspectView(QWidget):
         return name
 
     def _refresh_items(self) -> None:
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            item.setText(self._item_text(Path(item.data(PATH_ROLE))))
+        for path, item in self.items.items():
+            item.setText(self._item_text(path))
 
     def _sort(self) -> None:
         mode = self.sort.currentIndex()
@@ -305,11 +304,10 @@ class InspectView(QWidget):
         order = sorted(self.frames, key=key)
         current = self.current
         self.list.blockSignals(True)
-        items = {self.list.item(i).data(PATH_ROLE): self.list.item(i) for i in range(self.list.count())}
         while self.list.count():
-            self.list.takeItem(0)
+            self.list.takeItem(self.list.count() - 1)
         for path in order:
-            self.list.addItem(items[str(path)])
+            self.list.addItem(self.items[path])
         self.list.blockSignals(False)
         if current is not None:
             self.list.setCurrentItem(self._item(current))
