@@ -63,6 +63,7 @@ class InspectView(QWidget):
         self.inference = None  # the window's InferenceWorker
         self.frames: list[Path] = []
         self.items: dict[Path, QListWidgetItem] = {}
+        self.unreadable: set[Path] = set()  # frames the inference worker could not predict
         self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
         self.scores: dict[Path, tuple[float | None, float | None]] = {}
         self.current: Path | None = None
@@ -234,6 +235,7 @@ class InspectView(QWidget):
         self.frames = [Path(p) for p in paths]
         self.cache.clear()
         self.scores.clear()
+        self.unreadable.clear()
         self.list.blockSignals(True)
         self.list.clear()
         self.items = {}
@@ -272,6 +274,10 @@ class InspectView(QWidget):
             self.status.emit(f"{len(self.frames)} frame(s) predicted")
             if self.sort.currentIndex():
                 self._sort()
+
+    def settled(self) -> int:
+        """How many frames of the folder are predicted or found unreadable."""
+        return len(self.scores) + len(self.unreadable)
 
     def _item(self, path: Path) -> QListWidgetItem | None:
         return self.items.get(Path(path))

@@ -166,6 +166,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str)
     def on_inference_failed(self, path: str, line: str) -> None:
+        if path:
+            self.inspect_view.unreadable.add(Path(path))
         self.show_error(line if not path else f"{line} [{Path(path).name}]")
 
     # settings and recent files -----------------------------------------------------------------------
@@ -597,9 +599,11 @@ class MainWindow(QMainWindow):
             self.close()
 
     def ready_for_screenshot(self) -> bool:
-        """Nothing left loading: background tasks done and the selected frame drawn."""
+        """Nothing left loading: background tasks done, the selected frame drawn and the
+        thumbnails of (up to 64) frames in."""
         view = self.inspect_view
-        return not self.tasks and (not view.frames or view.result() is not None)
+        return not self.tasks and (not view.frames or view.result() is not None
+                                   and view.settled() >= min(len(view.frames), 64))
 
     # drag and drop ---------------------------------------------------------------------------------
     def dragEnterEvent(self, event):
