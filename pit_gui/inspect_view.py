@@ -275,6 +275,13 @@ class InspectView(QWidget):
             if self.sort.currentIndex():
                 self._sort()
 
+    def mark_unreadable(self, path: Path) -> None:
+        self.unreadable.add(path)
+        item = self._item(path)
+        if item is not None:
+            item.setText(f"{path.name}\nunreadable")
+            item.setForeground(QColor(230, 80, 70))
+
     def settled(self) -> int:
         """How many frames of the folder are predicted or found unreadable."""
         return len(self.scores) + len(self.unreadable)

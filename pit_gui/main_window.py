@@ -167,8 +167,8 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def on_inference_failed(self, path: str, line: str) -> None:
         if path:
-            self.inspect_view.unreadable.add(Path(path))
-        self.show_error(line if not path else f"{line} [{Path(path).name}]")
+            self.inspect_view.mark_unreadable(Path(path))
+        self.show_error(line if not path or path in line else f"{line} [{Path(path).name}]")
 
     # settings and recent files -----------------------------------------------------------------------
     def restore_settings(self) -> None:

@@ -35,7 +35,8 @@ def _open(path: Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError("image is implausibly large", path, "check the file; it is not a frame") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image: {exc}", path,
+        reason = str(exc).replace(f" '{path}'", "").replace(str(path), "the file")  # the path is said once, below
+        raise UserError(f"cannot read image: {reason}", path,
                         "the file is corrupt or truncated; restore it or remove it") from None
 
 
@@ -97,7 +98,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except (OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image: {exc}", path, "the file is corrupt; restore it or remove it") from None
+        reason = str(exc).replace(f" '{path}'", "").replace(str(path), "the file")  # the path is said once, below
+        raise UserError(f"cannot read image: {reason}", path, "the file is corrupt; restore it or remove it") from None
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
