@@ -93,6 +93,7 @@ def _finish(finished, debug: bool) -> int:
 
 
 def cmd_train(args) -> int:
+    from pit_engine import distributed
     from pit_engine.config import Config
     from pit_engine.train import Trainer
 
@@ -106,9 +107,17 @@ def cmd_train(args) -> int:
             raise UserError("no config given", "pit train", "pass --config FILE.toml (or --resume RUN_DIR)")
         config = Config.load(args.config, args.set)
         run_dir = Path(args.out) if args.out else None
-    trainer = Trainer(config, run_dir, resume=bool(args.resume), log=lambda t: print(t, file=sys.stderr))
-    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
-    return _finish(trainer.run(_TrainProgress()), args.debug)
+    distributed.join(config.train.device)
+    finished = None
+    try:
+        trainer = Trainer(config, run_dir, resume=bool(args.resume), log=lambda t: print(t, file=sys.stderr))
+        if trainer.is_main:
+            print(f"run directory: {trainer.run_dir}" + (f" ({trainer.world} processes)" if trainer.world > 1 else ""),
+                  file=sys.stderr)
+        finished = trainer.run(_TrainProgress() if trainer.is_main else lambda event: None)
+    finally:  # a failed rank leaves at once: waiting for the others at a barrier could hang
+        distributed.leave(wait=finished is not None and finished.reason != "failed")
+    return _finish(finished, args.debug)
 
 
 def _parse_data(spec: str):

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from pit_engine import method as M
@@ -33,6 +35,7 @@ from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.config import Config
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.transforms import Transform, get_normalization
+from pit_engine.distributed import local_rank
 from pit_engine.errors import UserError
 from pit_engine.evaluate import evaluate
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
@@ -133,10 +136,14 @@ class Trainer:
         self._stop = threading.Event()
         self.iteration = 0
         self.source_iter = self.target_iter = None
-        dist = torch.distributed
-        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if distributed else 0
+        self.world = dist.get_world_size() if distributed else 1
         self.is_main = self.rank == 0
+        if self.world > 1:  # every rank uses rank 0's run directory (a default name holds a timestamp)
+            shared = [str(self.run_dir)]
+            dist.broadcast_object_list(shared, src=0)
+            self.run_dir = Path(shared[0])
 
     # control, from any thread -------------------------------------------------------------
     def pause(self):
@@ -184,6 +191,8 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.config
         self.device = resolve_device(cfg.train.device)
+        if self.world > 1 and self.device.type == "cuda":  # one GPU per rank, as torchrun numbers them
+            self.device = torch.device("cuda", local_rank())
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         seed = cfg.train.seed
@@ -202,6 +211,9 @@ class Trainer:
         self.d_out_aux = OutputDiscriminator(self.model.num_classes, m.disc_width).to(self.device) \
             if m.output_adv and cfg.model.aux else None
         self.d_img = ImageDiscriminator(self.model.backbone.channels[1]).to(self.device) if m.align else None
+        if not m.pivot:  # trained by nothing: frozen, so DistributedDataParallel expects no gradient for it
+            self.model.pivot_head.requires_grad_(False)
+        self._fast_path()
         self.optimizer = torch.optim.SGD(self.model.param_groups(cfg.train.lr, cfg.train.head_lr_mult),
                                          lr=cfg.train.lr, momentum=cfg.train.momentum,
                                          weight_decay=cfg.train.weight_decay)
@@ -254,6 +266,34 @@ class Trainer:
         # the target stream is drawn from only after the warm-up: its step count lags behind
         self.target_iter = _loader(self.target, seed + 1, max(0, self.iteration - m.warmup), cfg.train.batch_size,
                                    self.rank, self.world, d.workers, pin) if self.target is not None else None
+
+    def _fast_path(self) -> None:
+        """Layout, mixed precision, compilation and DistributedDataParallel around the raw modules.
+
+        `self.model` and the discriminators stay the plain modules (state dicts, evaluation, the
+        teacher); `self.forward` and `self.disc_forward` are what the step calls. The step runs
+        each wrapped module forward once or twice and then one backward, with every trainable
+        parameter used, so DDP needs no unused-parameter search."""
+        cfg = self.config.train
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError("this GPU has no bf16", "train.amp", "use train.amp = \"fp16\"")
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wrap = (lambda module: DistributedDataParallel(module, device_ids=ids)) if self.world > 1 else (lambda m: m)
+        self.forward = wrap(self.model)
+        self.disc_forward = {name: wrap(getattr(self, name)) for name in ("d_img", "d_out", "d_out_aux")
+                             if getattr(self, name) is not None}
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     def _say(self, text: str) -> None:
         if self.is_main:
@@ -343,7 +383,7 @@ class Trainer:
             window_steps += 1
             if self.iteration % cfg.train.log_every == 0 or self.iteration == total:
                 # one host-device sync per logging window, not per step
-                values = {k: float(v) / window_steps for k, v in sums.items()}
+                values = self._window_means(sums, window_steps)
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
                     raise UserError(f"loss '{bad[0]}' is not finite at iteration {self.iteration}", self.run_dir,
@@ -361,6 +401,17 @@ class Trainer:
                 self._save()
         return Finished("done", f"finished {total} iterations", self.iteration)
 
+    def _window_means(self, sums: dict, steps: int) -> dict[str, float]:
+        """Each loss term's mean over the window (and over the ranks: one all-reduce per window)."""
+        names = sorted(sums)
+        if not names:
+            return {}
+        stacked = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in names])
+        if self.world > 1:
+            dist.all_reduce(stacked)
+            stacked /= self.world
+        return dict(zip(names, (stacked / steps).tolist()))
+
     def _evaluate(self) -> None:
         cfg = self.config
         m = cfg.method
@@ -373,65 +424,82 @@ class Trainer:
     def _step(self) -> dict[str, torch.Tensor]:
         cfg, m = self.config, self.config.method
         dev = self.device
+        layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         losses: dict[str, torch.Tensor] = {}
         src = _next(self.source_iter)
-        xs = src["image"].to(dev, non_blocking=True)
+        xs = src["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
         ys = src["label"].to(dev, non_blocking=True)
-        out_s = self.model(xs)
-        logits_s = _up(out_s.logits, xs)
-        losses["seg"] = F.cross_entropy(logits_s, ys, ignore_index=IGNORE)
-        if out_s.aux is not None:
-            losses["seg_aux"] = cfg.model.aux_weight * F.cross_entropy(_up(out_s.aux, xs), ys, ignore_index=IGNORE)
-        v_s = M.category_vector(ys, self.model.num_classes, m.min_pixels)
-        if m.pivot:
-            losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(out_s.pivot, v_s)
-        if m.image_level:
-            losses["img_src"] = m.lambda_img * M.image_level_loss(logits_s.softmax(1), v_s, m.gwrp_decay, m.gwrp_topk)
-
-        adapting = self.target is not None and self.iteration >= m.warmup
-        if adapting:
-            tgt = _next(self.target_iter)
-            xt = tgt["image"].to(dev, non_blocking=True)
-            out_t = self.model(xt)
-            logits_t = _up(out_t.logits, xt)
-            p_t = logits_t.softmax(1)
-            # GWRP once per step: with gradients for L_img, detached for the pivot refresh
-            pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
-            if m.image_level or m.pixel_level:
-                state = self._target_pivot(out_t, p_t, pooled_t, tgt)
+        discs = list(self.disc_forward)
+        for name in discs:  # the generator's adversarial terms must not train the discriminators
+            getattr(self, name).requires_grad_(False)
+        with self._autocast():
+            out_s = self.forward(xs)
+            logits_s = _up(out_s.logits, xs).float()
+            losses["seg"] = F.cross_entropy(logits_s, ys, ignore_index=IGNORE)
+            if out_s.aux is not None:
+                losses["seg_aux"] = cfg.model.aux_weight * F.cross_entropy(_up(out_s.aux, xs).float(), ys,
+                                                                           ignore_index=IGNORE)
+            v_s = M.category_vector(ys, self.model.num_classes, m.min_pixels)
+            if m.pivot:
+                losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(out_s.pivot.float(), v_s)
             if m.image_level:
-                losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
-                                                                      pooled=pooled_t)
-            if m.pixel_level:
-                pseudo = self._pseudo_labels(xt, p_t, state)
-                if (pseudo != IGNORE).any():
-                    losses["pix"] = m.lambda_pix * F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
-            if self.d_img is not None:
-                losses["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
-            if self.d_out is not None:
-                losses["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
-                if self.d_out_aux is not None and out_t.aux is not None:
-                    losses["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
-                        self.d_out_aux(_up(out_t.aux, xt).softmax(1)), real=True)
+                losses["img_src"] = m.lambda_img * M.image_level_loss(logits_s.softmax(1), v_s, m.gwrp_decay,
+                                                                      m.gwrp_topk)
+
+            adapting = self.target is not None and self.iteration >= m.warmup
+            if adapting:
+                tgt = _next(self.target_iter)
+                xt = tgt["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
+                out_t = self.forward(xt)
+                logits_t = _up(out_t.logits, xt).float()
+                p_t = logits_t.softmax(1)
+                # GWRP once per step: with gradients for L_img, detached for the pivot refresh
+                pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
+                if m.image_level or m.pixel_level:
+                    state = self._target_pivot(out_t, p_t, pooled_t, tgt)
+                if m.image_level:
+                    losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
+                                                                          pooled=pooled_t)
+                if m.pixel_level:
+                    # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
+                    # step free of a host-device sync
+                    pseudo = self._pseudo_labels(xt, p_t, state)
+                    any_valid = (pseudo != IGNORE).any()
+                    ce = F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
+                    losses["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
+                if self.d_img is not None:
+                    losses["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
+                if self.d_out is not None:
+                    losses["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
+                    if self.d_out_aux is not None and out_t.aux is not None:
+                        losses["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
+                            self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
 
         self.optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        self.optimizer.step()
+        self.scaler.scale(sum(losses.values())).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
         if adapting and self.d_optimizer is not None:  # the discriminators learn source = 1, target = 0
+            for name in discs:
+                getattr(self, name).requires_grad_(True)
             self.d_optimizer.zero_grad(set_to_none=True)
-            d_loss = 0.0
             pairs = []
-            if self.d_img is not None:
-                pairs.append((self.d_img, out_s.features.detach(), out_t.features.detach()))
-            if self.d_out is not None:
-                pairs.append((self.d_out, logits_s.detach().softmax(1), p_t.detach()))
-            if self.d_out_aux is not None and out_s.aux is not None:
-                pairs.append((self.d_out_aux, _up(out_s.aux, xs).detach().softmax(1), _up(out_t.aux, xt).detach().softmax(1)))
-            for disc, fs, ft in pairs:
-                d_loss = d_loss + M.adversarial_loss(disc(fs), True) + M.adversarial_loss(disc(ft), False)
-            d_loss.backward()
-            self.d_optimizer.step()
+            with self._autocast():
+                if self.d_img is not None:
+                    pairs.append(("d_img", out_s.features.detach(), out_t.features.detach()))
+                if self.d_out is not None:
+                    pairs.append(("d_out", logits_s.detach().softmax(1), p_t.detach()))
+                if self.d_out_aux is not None and out_s.aux is not None:
+                    pairs.append(("d_out_aux", _up(out_s.aux, xs).detach().float().softmax(1),
+                                  _up(out_t.aux, xt).detach().float().softmax(1)))
+                d_loss = 0.0
+                for name, fs, ft in pairs:
+                    disc = self.disc_forward[name]
+                    d_loss = d_loss + M.adversarial_loss(disc(fs), True) + M.adversarial_loss(disc(ft), False)
+            self.d_scaler.scale(d_loss).backward()
+            self.d_scaler.step(self.d_optimizer)
+            self.d_scaler.update()
             losses["disc"] = d_loss.detach()
         return losses
 
@@ -454,7 +522,7 @@ class Trainer:
         else:
             if self.teacher is None or self.iteration % m.refresh_every == 0:
                 self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
-            prob = _up(self.teacher(xt).logits, xt).softmax(1)
+            prob = _up(self.teacher(xt).logits, xt).float().softmax(1)
         labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio)
         return labels
 
