@@ -6,6 +6,7 @@ User errors print one line, `error: <what> (<where>) — <what to do>`, and exit
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -191,6 +192,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from pit_engine.bench import run_bench, table
+    from pit_engine.models import BACKBONES
+
+    if args.backbone not in BACKBONES:
+        raise UserError(f"unknown backbone '{args.backbone}'", "--backbone", f"use one of: {', '.join(BACKBONES)}")
+    if args.rounds < 1 or args.steps < 1:
+        raise UserError("--rounds and --steps must be at least 1", "pit bench", "e.g. --rounds 3 --steps 2")
+    result = run_bench(args.device, args.backbone, args.rounds, args.steps, args.compile,
+                       say=lambda text: print(text, file=sys.stderr))
+    print(table(result))
+    if args.json:
+        from pit_engine.data.io import atomic_write
+        atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pit", description="PIT Studio: domain-adaptive semantic segmentation (PIT, CVPR 2020).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -258,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=1, help="how many seeds to run (mean and spread)")
     demo.add_argument("--ablation", action="store_true", help="train every ablation row of METHOD.md")
     demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "
+                                         "overlay and GWRP costs")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    bench.add_argument("--json", help="also write the results to this JSON file")
+    bench.add_argument("--backbone", default="resnet101", help="resnet101 (default), resnet50 or small")
+    bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    bench.add_argument("--steps", type=int, default=2, help="steps of each variant per round (default 2)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile our step (adds the compile time once)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

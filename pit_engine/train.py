@@ -189,6 +189,11 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def _setup(self) -> None:
+        self.setup_model()
+        self._setup_data()
+
+    def setup_model(self) -> None:
+        """Device, seeds, networks, optimizers and the fast path; no data (`pit bench` feeds its own)."""
         cfg = self.config
         self.device = resolve_device(cfg.train.device)
         if self.world > 1 and self.device.type == "cuda":  # one GPU per rank, as torchrun numbers them
@@ -221,7 +226,8 @@ class Trainer:
         self.d_optimizer = torch.optim.Adam([p for d in discs for p in d.parameters()], lr=m.disc_lr,
                                             betas=(0.9, 0.99)) if discs else None
 
-        d = cfg.data
+    def _setup_data(self) -> None:
+        cfg, m, d, seed = self.config, self.config.method, self.config.data, self.config.train.seed
         for key, needed in (("source_root", True), ("target_root", m.adapts)):
             if needed and not getattr(d, key):
                 raise UserError(f"data.{key} is not set", "config",

@@ -87,8 +87,13 @@ class ConfigForm(QWidget):
             device.addItem(text, value)
         self.fields["train.device"] = device
         self.fields["train.seed"] = QSpinBox(maximum=2 ** 31 - 1)
+        amp = QComboBox(toolTip="Mixed precision on the GPU: bf16, or fp16 with loss scaling; off = fp32")
+        amp.addItems(["off", "bf16", "fp16"])
+        self.fields["train.amp"] = amp
+        self.fields["train.channels_last"] = QCheckBox("channels_last memory layout")
         for key, label in (("train.iterations", "Iterations"), ("train.batch_size", "Batch size"),
-                           ("train.lr", "Learning rate"), ("train.device", "Device"), ("train.seed", "Seed")):
+                           ("train.lr", "Learning rate"), ("train.device", "Device"), ("train.amp", "Mixed precision"),
+                           ("train.channels_last", ""), ("train.seed", "Seed")):
             form_t.addRow(label, self.fields[key])
 
         layout = QVBoxLayout(self)

@@ -348,6 +348,8 @@ def test_check_button_and_demo_data(window, qtbot, tmp_path):
     form = window.train_view.form
     qtbot.waitUntil(lambda: form.fields["data.target_root"].text().endswith("target"), timeout=WAIT_MS)
     assert form.config().data.source_root == str(tmp_path / "demo" / "source")
+    form.fields["train.amp"].setCurrentText("bf16")
+    assert form.config().train.amp == "bf16"  # the form edits the engine's mixed-precision switch
     window.check_data("cityscapes", form.fields["data.target_root"].text(), "val")
     qtbot.waitUntil(window.info_box.isVisible, timeout=WAIT_MS)
     assert window.info_box.text() == "cityscapes: 100 frame(s), 0 problem(s)"

@@ -1,0 +1,255 @@
+"""`pit bench`: our PIT training step against the reference step users would otherwise run, and
+inference, overlay and GWRP costs, measured side by side in one process.
+
+The reference is an AdaptSegNet/ADVENT-style step written here on purpose: DeepLabV2 in fp32 and
+NCHW, segmentation loss on the source (main + auxiliary head), output-space adversarial losses on
+the target at both levels, then the two discriminators on detached outputs. Our step is the
+Trainer's own `_step` in its default fast configuration for the device, with all PIT components.
+Both run alternately on the same backbone and frame sizes: the paper's on a GPU, scaled down by
+CPU_SCALE on a CPU (where the same networks at full size would take minutes per step).
+"""
+from __future__ import annotations
+
+import itertools
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pit_engine import method as M
+from pit_engine import overlay
+from pit_engine.classes import IGNORE, NUM_CLASSES
+from pit_engine.config import Config
+from pit_engine.models import DeepLabV2, OutputDiscriminator
+from pit_engine.train import Trainer, resolve_device
+
+CPU_SCALE = 4
+SOURCE, TARGET = (1280, 720), (1024, 512)  # (width, height), the paper's training sizes
+INFER = ((2048, 1024, 1), (1024, 512, 8))  # (width, height, batch)
+OVERLAY = (2048, 1024)
+
+
+@dataclass
+class Timing:
+    times_ms: list
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_ms)
+
+    def summary(self) -> dict:
+        return {"median": round(self.median, 2), "min": round(min(self.times_ms), 2),
+                "max": round(max(self.times_ms), 2), "n": len(self.times_ms)}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return 1000 * (time.perf_counter() - start)
+
+
+def _up(x, like):
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ReferenceStep:
+    """The AdaptSegNet-style step in fp32 NCHW, as the public code bases run it."""
+
+    def __init__(self, backbone: str, device, lr: float = 2.5e-4):
+        self.model = DeepLabV2(backbone, NUM_CLASSES, (6, 12, 18, 24), aux=True).to(device).train()
+        self.d_main = OutputDiscriminator(NUM_CLASSES).to(device)
+        self.d_aux = OutputDiscriminator(NUM_CLASSES).to(device)
+        self.optimizer = torch.optim.SGD(self.model.param_groups(lr, 10.0), lr=lr, momentum=0.9, weight_decay=5e-4)
+        self.d_optimizer = torch.optim.Adam([*self.d_main.parameters(), *self.d_aux.parameters()], lr=1e-4,
+                                            betas=(0.9, 0.99))
+
+    def __call__(self, xs, ys, xt):
+        bce = F.binary_cross_entropy_with_logits
+        discs = (self.d_main, self.d_aux)
+        for d in discs:
+            d.requires_grad_(False)
+        out_s = self.model(xs)
+        loss = F.cross_entropy(_up(out_s.logits, xs), ys, ignore_index=IGNORE) \
+            + 0.1 * F.cross_entropy(_up(out_s.aux, xs), ys, ignore_index=IGNORE)
+        out_t = self.model(xt)
+        pt = [_up(out_t.logits, xt).softmax(1), _up(out_t.aux, xt).softmax(1)]
+        for d, p, w in zip(discs, pt, (1e-3, 2e-4)):
+            out = d(p)
+            loss = loss + w * bce(out, torch.ones_like(out))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        for d in discs:
+            d.requires_grad_(True)
+        ps = [_up(out_s.logits, xs).detach().softmax(1), _up(out_s.aux, xs).detach().softmax(1)]
+        d_loss = 0.0
+        for d, s, t in zip(discs, ps, pt):
+            o_s, o_t = d(s), d(t.detach())
+            d_loss = d_loss + bce(o_s, torch.ones_like(o_s)) + bce(o_t, torch.zeros_like(o_t))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optimizer.step()
+
+
+def fast_settings(device) -> dict:
+    """Our default fast configuration for a device."""
+    if device.type == "cuda":
+        return {"amp": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "channels_last": True}
+    return {"amp": "off", "channels_last": False}  # CPUs: fp32 NCHW (bf16 kernels are slower on most CPUs)
+
+
+def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir) -> Trainer:
+    raw = Config().to_dict()
+    raw["model"].update(backbone=backbone, weights="")
+    raw["data"].update(source_size=list(source), target_size=list(target))
+    raw["method"].update(warmup=0)
+    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6, **fast_settings(device))
+    trainer = Trainer(Config.from_dict(raw, "pit bench"), run_dir, log=lambda *_: None)
+    with warnings.catch_warnings():  # random weights are fine for timing: no "from scratch" warning
+        warnings.simplefilter("ignore", UserWarning)
+        trainer.setup_model()
+    trainer.target = "in memory"  # adaptation on: the step draws target batches from target_iter
+    return trainer
+
+
+def _batch(size, device, generator, labelled=True):
+    w, h = size
+    image = torch.randn(1, 3, h, w, generator=generator).to(device)
+    label = torch.randint(0, NUM_CLASSES, (1, h, w), generator=generator)
+    label[:, : h // 8] = IGNORE  # an ignored band, as real labels have
+    return {"image": image, "label": label.to(device) if labelled else None}
+
+
+def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: int = 3, steps: int = 2,
+              compile_: bool = False, say=print) -> dict:
+    device = resolve_device(device_name)
+    scale = 1 if device.type == "cuda" else CPU_SCALE
+    source = (SOURCE[0] // scale, SOURCE[1] // scale)
+    target = (TARGET[0] // scale, TARGET[1] // scale)
+    g = torch.Generator().manual_seed(0)
+    src, tgt = _batch(source, device, g), _batch(target, device, g, labelled=False)
+    xs, ys, xt = src["image"], src["label"], tgt["image"]
+
+    torch.manual_seed(0)
+    reference = ReferenceStep(backbone, device)
+    scratch = tempfile.TemporaryDirectory(prefix="pit-bench-")
+    pit = pit_trainer(backbone, device, source, target, compile_, scratch.name)
+    pit.source_iter, pit.target_iter = itertools.repeat(src), itertools.repeat(tgt)
+    variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit._step}
+
+    say(f"pit bench on {describe(device)}: {backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}"
+        + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {fast_settings(device)}"
+        + (", compiled" if compile_ else ""))
+    first = {name: _timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
+    for fn in variants.values():
+        fn()
+    times = {name: [] for name in variants}
+    peak = {name: 0.0 for name in variants}
+    for r in range(rounds):  # alternate, so drifts of a shared machine hit both alike
+        for name, fn in variants.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            times[name] += [_timed(fn, device) for _ in range(steps)]
+            if device.type == "cuda":
+                peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device) / 2 ** 20)
+        say(f"  round {r + 1}/{rounds}: reference {statistics.median(times['reference']):.0f} ms, "
+            f"PIT {statistics.median(times['pit']):.0f} ms")
+    ref_t, pit_t = Timing(times["reference"]), Timing(times["pit"])
+
+    # inference: the adapted network at frame size, batched, fast settings
+    model = pit.model.eval()
+    settings = fast_settings(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings["amp"])
+    infer = {}
+    for w, h, batch in INFER:
+        w, h = w // scale, h // scale
+        x = torch.randn(batch, 3, h, w, generator=g).to(device)
+        if settings["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        @torch.no_grad()
+        def forward():
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                return _up(model(x).logits, x).argmax(1)
+        forward()
+        ms = Timing([_timed(forward, device) for _ in range(max(3, rounds))])
+        infer[f"{w}x{h}"] = {"batch": batch, "fps": round(1000 * batch / ms.median, 2), "ms_per_batch": ms.summary()}
+
+    # overlay rendering (CPU, numpy + OpenCV), full size on every device
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (OVERLAY[1], OVERLAY[0], 3), np.uint8)
+    classes = np.repeat(np.repeat(rng.integers(0, NUM_CLASSES, (OVERLAY[1] // 32, OVERLAY[0] // 32), np.uint8), 32, 0),
+                        32, 1)
+    overlay_t = Timing([_timed(lambda: overlay.blend(image, classes, 0.5, True), torch.device("cpu"))
+                        for _ in range(10)])
+
+    # GWRP over the target's probabilities: full sort against top-k
+    decay = Config().method.gwrp_decay
+    p = torch.randn(1, NUM_CLASSES, target[1], target[0], generator=g).to(device).softmax(1)
+    v = (torch.rand(1, NUM_CLASSES, generator=g) > 0.5).float().to(device)
+    gwrp = {}
+    for name, topk in (("sort", False), ("topk", True)):
+        M.gwrp(p, decay, topk)
+        gwrp[name] = Timing([_timed(lambda: M.gwrp(p, decay, topk), device) for _ in range(5)])
+    loss_diff = abs(float(M.image_level_loss(p, v, decay, True)) - float(M.image_level_loss(p, v, decay, False)))
+
+    if device.type == "cuda":
+        peak_mem = {k: round(v, 1) for k, v in peak.items()}
+    else:  # the process's peak resident memory (Linux reports KiB); not separable per variant in one process
+        peak_mem = {"process_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    scratch.cleanup()
+    return {
+        "device": describe(device),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "backbone": backbone, "scale": scale, "source_size": list(source), "target_size": list(target),
+        "pit_settings": {**settings, "compile": compile_},
+        "reference_step_ms": ref_t.summary(), "pit_step_ms": pit_t.summary(),
+        "first_step_ms": {k: round(v, 1) for k, v in first.items()},
+        "speedup": round(ref_t.median / pit_t.median, 3),
+        "peak_mem_mb": peak_mem,
+        "gwrp_sort_ms": gwrp["sort"].summary(), "gwrp_topk_ms": gwrp["topk"].summary(),
+        "gwrp_speedup": round(gwrp["sort"].median / gwrp["topk"].median, 2), "gwrp_loss_diff": loss_diff,
+        "infer_fps": infer,
+        "overlay_ms": overlay_t.summary(),
+    }
+
+
+def describe(device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def table(r: dict) -> str:
+    rows = [("reference step (fp32 NCHW)", r["reference_step_ms"]), ("PIT step (fast settings)", r["pit_step_ms"]),
+            ("GWRP full sort", r["gwrp_sort_ms"]), ("GWRP top-k", r["gwrp_topk_ms"]), ("overlay 2048x1024", r["overlay_ms"])]
+    rows += [(f"inference {size} x{v['batch']}", v["ms_per_batch"]) for size, v in r["infer_fps"].items()]
+    lines = [f"{'measure':34} {'median ms':>10} {'min':>9} {'max':>9} {'n':>4}"]
+    lines += [f"{name:34} {t['median']:>10.1f} {t['min']:>9.1f} {t['max']:>9.1f} {t['n']:>4}" for name, t in rows]
+    lines.append(f"speedup (reference / PIT): {r['speedup']:.2f}x   PIT / reference: {1 / r['speedup']:.2f}x")
+    lines.append(f"GWRP top-k: {r['gwrp_speedup']:.1f}x faster than the full sort, loss difference "
+                 f"{r['gwrp_loss_diff']:.1e}")
+    lines.append("inference: " + ", ".join(f"{s} {v['fps']:.1f} frames/s" for s, v in r["infer_fps"].items()))
+    lines.append(f"peak memory (MiB): {r['peak_mem_mb']}")
+    lines.append(f"first steps (warm-up{', compilation' if r['pit_settings']['compile'] else ''}, ms): "
+                 f"{r['first_step_ms']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(run_bench(*sys.argv[1:2])))

@@ -1,0 +1,25 @@
+"""`pit bench` runs end to end on the CPU and reports what it promises (timings are not asserted)."""
+import json
+
+from pit_engine.cli import main
+
+KEYS = ("device", "reference_step_ms", "pit_step_ms", "speedup", "peak_mem_mb", "gwrp_sort_ms", "gwrp_topk_ms",
+        "infer_fps", "overlay_ms")
+
+
+def test_bench_writes_every_key(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--device", "cpu", "--backbone", "small", "--rounds", "1", "--steps", "1",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert all(key in result for key in KEYS)
+    assert result["scale"] == 4 and result["source_size"] == [320, 180] and result["target_size"] == [256, 128]
+    assert set(result["infer_fps"]) == {"512x256", "256x128"}
+    assert result["gwrp_loss_diff"] < 1e-3  # top-k GWRP gives the full sort's loss
+    assert result["speedup"] > 0 and result["reference_step_ms"]["n"] == 1
+    assert "speedup (reference / PIT)" in capsys.readouterr().out
+
+
+def test_bench_refuses_bad_arguments(capsys):
+    assert main(["bench", "--backbone", "vgg"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown backbone 'vgg'")
