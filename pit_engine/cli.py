@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pit_engine.errors import UserError
+from pit_engine.errors import UserError, out_of_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,7 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # host memory (CUDA's torch.OutOfMemoryError is handled below)
+        print("error: out of memory (pit) — use smaller frames or batches, or fewer data.workers", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        import torch
+        if isinstance(exc, torch.OutOfMemoryError):
+            print(out_of_memory(exc, "pit " + (argv[0] if argv else "")).line(), file=sys.stderr)
+            return 2
         if debug:
             traceback.print_exc()
         else:

@@ -1,6 +1,8 @@
 """User-facing errors: one line that says what, where, and what to do."""
 from __future__ import annotations
 
+import re
+
 
 class UserError(Exception):
     """An error caused by the user's input (a path, a file, a config value).
@@ -22,3 +24,10 @@ class UserError(Exception):
         if self.todo:
             text += f" — {self.todo}"
         return text
+
+
+def out_of_memory(exc: BaseException, where: str = "GPU") -> UserError:
+    """CUDA's out-of-memory error as one line with the ways out."""
+    tried = re.search(r"Tried to allocate ([\d.]+ \w+)", str(exc))
+    return UserError("out of GPU memory" + (f" allocating {tried.group(1)}" if tried else ""), where,
+                     "use a smaller data.crop or data.*_size, train.amp = \"bf16\", or a smaller train.batch_size")

@@ -34,9 +34,10 @@ from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state,
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.config import Config
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
+from pit_engine.data.io import atomic_write
 from pit_engine.data.transforms import Transform, get_normalization
 from pit_engine.distributed import local_rank
-from pit_engine.errors import UserError
+from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import evaluate
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
 from pit_engine.models import ImageDiscriminator, OutputDiscriminator, build_model
@@ -168,6 +169,8 @@ class Trainer:
             finished = self._loop()
         except UserError as exc:
             finished = Finished("failed", exc.line(), self.iteration)
+        except torch.OutOfMemoryError as exc:
+            finished = Finished("failed", out_of_memory(exc, f"iteration {self.iteration + 1}").line(), self.iteration)
         except Exception as exc:
             finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
@@ -352,9 +355,11 @@ class Trainer:
         if self.is_main:  # forget what was logged after the checkpoint: it is about to happen again
             metrics = self.run_dir / "metrics.jsonl"
             if metrics.is_file():
-                keep = [line for line in metrics.read_text().splitlines()
-                        if line.strip() and json.loads(line)["iteration"] <= self.iteration]
-                metrics.write_text("".join(line + "\n" for line in keep))
+                keep = [line for line in metrics.read_text(errors="replace").splitlines()
+                        if _logged_at_or_before(line, self.iteration)]  # a line cut by a crash is dropped
+                atomic_write(metrics, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
+            for stale in (self.run_dir / "checkpoints").glob(".iter_*"):  # a write a crash interrupted
+                stale.unlink(missing_ok=True)
         self._say(f"resumed {self.run_dir} from {path.name}")
 
     # the loop -------------------------------------------------------------------------------
@@ -531,6 +536,14 @@ class Trainer:
             prob = _up(self.teacher(xt).logits, xt).float().softmax(1)
         labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio)
         return labels
+
+
+def _logged_at_or_before(line: str, iteration: int) -> bool:
+    try:
+        record = json.loads(line)
+        return isinstance(record, dict) and record["iteration"] <= iteration
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _up(logits, like):

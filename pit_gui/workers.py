@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from pit_engine.compare import Comparison, compare
 from pit_engine.data.io import read_rgb
-from pit_engine.errors import UserError
+from pit_engine.errors import UserError, out_of_memory
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
 from pit_engine.export import read_truth
 from pit_engine.predict import Prediction, Predictor
@@ -42,6 +43,8 @@ def start_thread(worker: QObject, name: str) -> QThread:
 
 
 def _line(exc: BaseException) -> str:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return out_of_memory(exc, "inference").line()
     return exc.line() if isinstance(exc, UserError) else f"error: internal error: {exc!r}"
 
 
