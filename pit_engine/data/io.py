@@ -19,6 +19,7 @@ from pit_engine.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 cv2.setNumThreads(1)  # the data loaders run in worker processes; one thread each is enough
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # bad files get our one line, not its log
 _UMASK = os.umask(0o022)  # read once at import: os.umask is process-wide and racy under threads
 os.umask(_UMASK)
 
@@ -79,7 +80,13 @@ def read_synthia_label(path: str | os.PathLike) -> np.ndarray:
         raise UserError("file not found", path, "check the path")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        try:
+            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # OpenCV refuses some headers by raising, not by returning None
+            if "MAX_IMAGE_PIXELS" in str(exc):
+                raise UserError("image is implausibly large", path, "check the file; it is not a label") from None
+            raise UserError("cannot read label", path, "the file is corrupt or not a PNG; restore it or remove it") \
+                from None
     if raw is None:
         raise UserError("cannot read label", path, "the file is corrupt or not a PNG; restore it or remove it")
     if raw.dtype != np.uint16:
