@@ -15,7 +15,8 @@ SCREENSHOT_TIMEOUT_S = 120
 def parse(argv):
     parser = argparse.ArgumentParser(prog="pit-gui", description="PIT Studio: train, watch and inspect PIT "
                                      "domain adaptation. Opens with the shipped demo models and frames.")
-    parser.add_argument("paths", nargs="*", help="run directories, checkpoints (.pt) or folders of frames to open")
+    parser.add_argument("paths", nargs="*", help="run directories, checkpoints (.pt), configs (.toml) or folders of "
+                                                 "frames to open")
     parser.add_argument("--config", help="load this config TOML into the training form")
     parser.add_argument("--start", action="store_true", help="start training the loaded config at once")
     parser.add_argument("--screenshot", metavar="PNG", help="render the window to PNG once loaded, then exit")
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
         scratch = tempfile.TemporaryDirectory()
         settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.IniFormat)
     gives_models = any(_is_checkpoint(p) or _is_run(p) for p in args.paths)
-    gives_frames = any(not (_is_checkpoint(p) or _is_run(p)) for p in args.paths)
+    gives_frames = any(not (_is_checkpoint(p) or _is_run(p) or p.endswith(".toml")) for p in args.paths)
     window = MainWindow(settings, demo_models=not gives_models, demo_frames=not gives_frames)
     for path in args.paths:
         window.open_path(path)

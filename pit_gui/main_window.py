@@ -229,17 +229,20 @@ class MainWindow(QMainWindow):
 
     # opening things --------------------------------------------------------------------------------
     def open_path(self, path) -> bool:
-        """A run directory, a checkpoint, or frames (a folder or an image), as the command line,
-        drag and drop and the recent menu give them."""
+        """A run directory, a checkpoint, a config, or frames (a folder or an image), as the command
+        line, drag and drop and the recent menu give them."""
         path = Path(path)
         if path.is_dir() and is_run_dir(path):
             return self.open_run(path)
         if path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES:
             return self.open_checkpoint(path, "b")
+        if path.is_file() and path.suffix.lower() == ".toml":
+            self.tabs.setCurrentIndex(0)
+            return self.load_config(path)
         if path.is_dir() or path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             return self.open_frames(path)
-        self.show_error(UserError("cannot open this", path, "give a run directory, a checkpoint (.pt) or a folder "
-                                                            "of frames").line())
+        self.show_error(UserError("cannot open this", path, "give a run directory, a checkpoint (.pt), a config "
+                                                            "(.toml) or a folder of frames").line())
         return False
 
     def open_checkpoint(self, path, which: str) -> bool:
@@ -283,11 +286,15 @@ class MainWindow(QMainWindow):
         self.train_view.plots.clear(run_dir.name, self.run_total)
         self.train_view.say(f"opened run {run_dir}")
 
+        reader = self.reader
+
         def done(records):
+            if reader is not self.reader:
+                return  # another run was opened meanwhile
             self.train_view.plots.add_records(records)
             self._show_run_progress(records)
             self.follow_timer.start()
-        self.run_task(f"reading {run_dir.name}", lambda progress: self.reader.read(), done)
+        self.run_task(f"reading {run_dir.name}", lambda progress: reader.read(), done)
         try:
             checkpoint = latest_checkpoint(run_dir)
             self.inspect_view.set_models(self.inspect_view.checkpoints[0], checkpoint)
