@@ -39,20 +39,41 @@ def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[fl
 
 
 class Series:
+    """One curve's points in growable numpy arrays (appending is amortised O(1); drawing takes
+    views, not a conversion of Python lists at every redraw)."""
+
     def __init__(self, beta: float):
-        self.x: list[int] = []
-        self.y: list[float] = []
-        self.smooth = np.empty(0)
+        self._x = np.empty(256)
+        self._y = np.empty(256)
+        self._smooth = np.empty(256)
+        self.n = 0
         self.ema = Ema(beta)
 
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self.n]
+
+    @property
+    def smooth(self) -> np.ndarray:
+        return self._smooth[: self.n]
+
     def extend(self, xs, ys):
-        self.x += xs
-        self.y += ys
-        self.smooth = np.concatenate([self.smooth, self.ema.extend(ys)])
+        end = self.n + len(xs)
+        if end > len(self._x):
+            size = max(end, 2 * len(self._x))
+            self._x, self._y, self._smooth = (np.resize(a, size) for a in (self._x, self._y, self._smooth))
+        self._x[self.n:end] = xs
+        self._y[self.n:end] = ys
+        self._smooth[self.n:end] = self.ema.extend(ys)
+        self.n = end
 
     def resmooth(self, beta: float):
         self.ema = Ema(beta)
-        self.smooth = self.ema.extend(self.y)
+        self._smooth[: self.n] = self.ema.extend(self.y)
 
 
 class LossPlots(QWidget):
@@ -145,7 +166,10 @@ class LossPlots(QWidget):
         if new_terms:
             self._rebuild()
         elif not self._timer.isActive():
-            self._timer.start()
+            # redraw at most ~20 times a second, and less often as curves grow, so that the cost
+            # of redrawing (linear in the points) per second stays bounded over a long run
+            longest = max((series.n for run in self.series.values() for series in run.values()), default=0)
+            self._timer.start(min(1000, max(REDRAW_MS, longest // 10)))
 
     def set_reference(self, records: list[dict], name: str) -> None:
         self.series["reference"] = {}
@@ -163,7 +187,7 @@ class LossPlots(QWidget):
 
     def points(self, term: str, run: str = "main") -> tuple[list[int], list[float]]:
         series = self.series[run].get(term)
-        return (list(series.x), list(series.y)) if series else ([], [])
+        return (series.x.astype(int).tolist(), series.y.tolist()) if series else ([], [])
 
     # display ---------------------------------------------------------------------------------
     def _set_smoothing(self, value: int) -> None:
@@ -242,8 +266,8 @@ class LossPlots(QWidget):
             if series is None:
                 continue
             raw, smooth = self._curves(run, term)
-            x = np.asarray(series.x, np.float64)
-            raw.setData(x, np.asarray(series.y, np.float64), connect="finite")
+            x = series.x
+            raw.setData(x, series.y, connect="finite")
             if term == MIOU:  # few points, each an evaluation: no smoothing
                 smooth.setData([], [])
             else:
