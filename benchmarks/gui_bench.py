@@ -17,14 +17,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from gui_harness import StallTimer, open_window, start_demo_training, stats, steps_seen, wait
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "realdata" / "cityscapes"
 FRAME = "frankfurt_000000_000294"
@@ -44,40 +42,15 @@ def big_frames(root: Path, n: int = 3) -> Path:
     return root / "leftImg8bit/val"
 
 
-def stats(values_ms) -> dict:
-    v = np.asarray(values_ms)
-    return {"n": int(v.size), "median": round(float(np.median(v)), 2), "p99": round(float(np.percentile(v, 99)), 2),
-            "max": round(float(v.max()), 2)}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60, help="how long to measure during training")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QSettings, QTimer
-
-    from pit_engine.config import Config
-    from pit_engine.data.demo import make_demo
-    from pit_gui.main_window import MainWindow, app as make_app
-    from pit_resources import resource
-
-    app = make_app()
-    scratch = Path(tempfile.mkdtemp(prefix="pit-gui-bench-"))
-    window = MainWindow(QSettings(str(scratch / "settings.ini"), QSettings.IniFormat))
-    window.confirm = lambda *_: True
-    window.resize(1440, 900)
-    window.show()
+    app, window, scratch = open_window("pit-gui-bench-")
     view = window.inspect_view
-
-    def wait(done, timeout=600):
-        end = time.monotonic() + timeout
-        while not done():
-            if time.monotonic() > end:
-                raise TimeoutError
-            app.processEvents()
-            time.sleep(0.005)
+    stall = StallTimer()
 
     def scored():
         return view.frames and len(view.scores) == len(view.frames)
@@ -94,52 +67,34 @@ def main() -> int:
                 out.append(1000 * (time.perf_counter() - t))
         return out
 
-    lateness: list[float] = []
-    timer = QTimer(interval=10)
-    last = [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        lateness.append(max(0.0, 1000 * (now - last[0]) - 10))
-        last[0] = now
-    timer.timeout.connect(tick)
-
     def measure_stall(seconds):
-        lateness.clear()
-        last[0] = time.perf_counter()
-        timer.start()
+        stall.start()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             app.processEvents()
             time.sleep(0.001)
-        timer.stop()
-        return stats(lateness[1:])
+        stall.stop()
+        return stall.take()
 
     results = {"platform": os.environ["QT_QPA_PLATFORM"], "cpus": os.cpu_count()}
-    wait(scored)
+    wait(app, scored)
     window.tabs.setCurrentIndex(1)
     results["switch_demo_idle_ms"] = stats(switch_times())
     window.open_frames(big_frames(scratch / "big"))
-    wait(lambda: scored() and len(view.frames) == 3)
+    wait(app, lambda: scored() and len(view.frames) == 3)
     results["switch_2048_idle_ms"] = stats(switch_times())
     window.tabs.setCurrentIndex(0)
     results["stall_idle_ms"] = measure_stall(5)
 
-    demo = make_demo(scratch / "demo")
-    raw = Config.load(resource("demo.toml")).to_dict()
-    raw["data"].update(source_root=str(demo["source"]), target_root=str(demo["target"]))
-    raw["train"].update(iterations=100000, log_every=1, device="cpu")
-    window.train_view.form.set_config(Config.from_dict(raw))
-    window.train_view.run_dir.setText(str(scratch / "run"))
-    window.start_training()
-    wait(lambda: len(window.train_view.plots.points("seg")[0]) >= 5)
+    start_demo_training(window, scratch, iterations=100000, log_every=1)
+    wait(app, lambda: steps_seen(window) >= 5)
     results["stall_training_ms"] = measure_stall(args.seconds)
-    results["training_steps_seen"] = len(window.train_view.plots.points("seg")[0])
+    results["training_steps_seen"] = steps_seen(window)
     window.tabs.setCurrentIndex(1)
     results["switch_2048_training_ms"] = stats(switch_times())
     results["stall_training_inspect_ms"] = measure_stall(min(args.seconds, 20))
     window.close()
-    wait(lambda: not window.training)
+    wait(app, lambda: not window.training)
     window.close()
 
     print(f"platform {results['platform']}, {results['cpus']} CPUs")

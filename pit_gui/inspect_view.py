@@ -120,12 +120,12 @@ class InspectView(QWidget):
         display = QGroupBox("Display")
         fd = QFormLayout(display)
         self.opacity = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=50)
-        self.opacity.valueChanged.connect(self.render)
+        self.opacity.valueChanged.connect(self.render_panels)
         self.boundaries = QCheckBox("Class boundaries", checked=True)
-        self.boundaries.toggled.connect(self.render)
+        self.boundaries.toggled.connect(self.render_panels)
         self.third = QComboBox()
         self.third.addItems(THIRD)
-        self.third.currentIndexChanged.connect(self.render)
+        self.third.currentIndexChanged.connect(self.render_panels)
         fd.addRow("Opacity", self.opacity)
         fd.addRow(self.boundaries)
         fd.addRow("Third panel", self.third)
@@ -141,7 +141,7 @@ class InspectView(QWidget):
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked)
             self.legend.addItem(item)
-        self.legend.itemChanged.connect(lambda _item: self.render())
+        self.legend.itemChanged.connect(lambda _item: self.render_panels())
         row = QHBoxLayout()
         for text, state in (("All", Qt.Checked), ("None", Qt.Unchecked)):
             button = QPushButton(text)
@@ -154,13 +154,13 @@ class InspectView(QWidget):
         fr = QFormLayout(regions)
         self.region_class = QComboBox()
         self.region_class.addItems(CITYSCAPES_CLASSES)
-        self.region_class.currentIndexChanged.connect(self.render)
+        self.region_class.currentIndexChanged.connect(self.render_panels)
         self.region_mode = QComboBox()
         self.region_mode.addItems(REGION_MODES)
-        self.region_mode.currentIndexChanged.connect(self.render)
+        self.region_mode.currentIndexChanged.connect(self.render_panels)
         self.region_model = QComboBox()
         self.region_model.addItems(["adapted", "source-only"])
-        self.region_model.currentIndexChanged.connect(self.render)
+        self.region_model.currentIndexChanged.connect(self.render_panels)
         fr.addRow("Class", self.region_class)
         fr.addRow("Show", self.region_mode)
         fr.addRow("Model", self.region_model)
@@ -358,7 +358,7 @@ class InspectView(QWidget):
         for c in range(NUM_CLASSES):
             self.legend.item(c).setCheckState(Qt.Checked if on else Qt.Unchecked)
         self.legend.blockSignals(False)
-        self.render()
+        self.render_panels()
 
     @property
     def alpha(self) -> float:
@@ -367,7 +367,23 @@ class InspectView(QWidget):
     def result(self) -> FrameResult | None:
         return self.cache.get(self.current) if self.current is not None else None
 
+    def _names(self) -> list[str]:
+        return [n or default for n, default in zip(self.model_names, ("source-only", "adapted"))]
+
     def render(self) -> None:
+        """The selected frame: its panels, category vectors and IoU table."""
+        r = self.result()
+        if r is None:
+            return
+        self.render_panels()
+        names = self._names()
+        self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], r.truth_present)
+        self._fill_table(r)
+        self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
+        self.frame_shown.emit(str(r.path))
+
+    def render_panels(self) -> None:
+        """Only the image panels: what the display controls change."""
         r = self.result()
         if r is None:
             return
@@ -375,7 +391,7 @@ class InspectView(QWidget):
 
         def draw(classes):
             return overlay.blend(r.image, classes, alpha, edges, visible)
-        names = [n or default for n, default in zip(self.model_names, ("source-only", "adapted"))]
+        names = self._names()
         for panel, pred, name, which in ((self.panel_a, r.a, names[0], "a"), (self.panel_b, r.b, names[1], "b")):
             score = r.miou(which)
             title = f"{name}" + (f" · mIoU {_pct(score)}" if score is not None else "")
@@ -399,13 +415,6 @@ class InspectView(QWidget):
             else:
                 self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
-        truth_present = None
-        if r.truth is not None:
-            truth_present = np.bincount(r.truth.ravel(), minlength=256)[:NUM_CLASSES] > 0
-        self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], truth_present)
-        self._fill_table(r)
-        self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
-        self.frame_shown.emit(str(r.path))
 
     def _fill_table(self, r: FrameResult) -> None:
         rows = []
@@ -437,7 +446,7 @@ class InspectView(QWidget):
         if r is None:
             return None
         if r.a is not None and r.b is not None:
-            names = [n or d for n, d in zip(self.model_names, ("source-only", "adapted"))]
+            names = self._names()
             return comparison_image(r.image, r.a.classes, r.b.classes, r.truth, r.comparison, self.alpha, *names,
                                     show_boundaries=self.boundaries.isChecked(), visible=self.visible())
         pred = r.b or r.a

@@ -371,13 +371,11 @@ class MainWindow(QMainWindow):
     def ask_save_config(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save the config", self.last_dir(), "Config (*.toml)")
         if path:
-            try:
+            try:  # a bad form value or an unwritable place: both a UserError (atomic_write maps OSError)
                 self.train_view.form.config().save(Path(path))
                 self.say(f"saved {path}")
             except UserError as exc:
                 self.show_error(exc.line())
-            except OSError as exc:
-                self.show_error(UserError(f"cannot write: {exc.strerror}", path, "choose another place").line())
 
     def ask_make_demo(self):
         folder = QFileDialog.getExistingDirectory(self, "Folder for the demo data (empty or new)", self.last_dir())
@@ -434,12 +432,8 @@ class MainWindow(QMainWindow):
             return False
         path = Path(path)
 
-        def write(progress):
-            try:
-                save_png(path, image)
-            except OSError as exc:
-                raise UserError(f"cannot write: {exc.strerror}", path, "choose another place") from None
-        self.run_task(f"saving {path.name}", write, lambda _: self.say(f"saved {path}"))
+        self.run_task(f"saving {path.name}", lambda progress: save_png(path, image),
+                      lambda _: self.say(f"saved {path}"))
         return True
 
     def ask_export_folder(self):

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from pit_engine.classes import NUM_CLASSES
 from pit_engine.compare import Comparison, compare
 from pit_engine.data.io import read_rgb
 from pit_engine.errors import UserError, out_of_memory
@@ -185,6 +186,8 @@ class FrameResult:
     b: Prediction | None  # the adapted model
     comparison: Comparison | None  # a vs b (with truth when there is one)
     thumbnail: np.ndarray
+    scores: tuple  # per-image mIoU of a and b against the truth (None without truth or model)
+    truth_present: np.ndarray | None  # C bools: the classes the ground truth holds
 
     @property
     def nbytes(self) -> int:
@@ -198,12 +201,21 @@ class FrameResult:
 
     def miou(self, which: str) -> float | None:
         """Per-image mIoU of model 'a' or 'b' against the truth (None without truth or model)."""
-        if self.truth is None or getattr(self, which) is None:
-            return None
-        if self.comparison is not None:
-            return self.comparison.miou_a if which == "a" else self.comparison.miou_b
-        pred = getattr(self, which).classes
-        return compare(pred, pred, self.truth).miou_a
+        return self.scores[0 if which == "a" else 1]
+
+
+def frame_result(path: Path, generation: int, image, truth, a, b) -> FrameResult:
+    """Everything derived once per frame here, in the worker, so that redrawing (an opacity
+    slider drag, a class toggle) never recomputes a score or a histogram."""
+    cmp = compare(a.classes, b.classes, truth) if a and b else None
+    scores = [None, None]
+    if truth is not None:
+        if cmp is not None:
+            scores = [cmp.miou_a, cmp.miou_b]
+        else:
+            scores = [compare(p.classes, p.classes, truth).miou_a if p else None for p in (a, b)]
+    present = np.bincount(truth.ravel(), minlength=256)[:NUM_CLASSES] > 0 if truth is not None else None
+    return FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image), tuple(scores), present)
 
 
 def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
@@ -305,10 +317,7 @@ class InferenceWorker(QObject):
             image = read_rgb(path)
             a = self._a.predict(image) if self._a else None
             b = self._b.predict(image) if self._b else None
-            shape = image.shape[:2]
-            truth = read_truth(path, shape)
-            cmp = compare(a.classes, b.classes, truth) if a and b else None
-            result = FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image))
+            result = frame_result(path, generation, image, read_truth(path, image.shape[:2]), a, b)
         except Exception as exc:
             self.failed.emit(str(path), _line(exc))
             return

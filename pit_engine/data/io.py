@@ -117,9 +117,13 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename, so a crash never
     leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
+    except OSError as exc:  # the folder cannot be made or written to: the same one line as a failed write
+        raise UserError(f"cannot write file: {exc.strerror or exc}", path,
+                        "check free space and permissions of the output folder") from None
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
