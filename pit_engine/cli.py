@@ -161,8 +161,8 @@ def cmd_demo(args) -> int:
     if out.exists() and not out.is_dir():
         raise UserError("not a folder", out, "choose a folder for --out")
     say = lambda t: print(t, file=sys.stderr)  # noqa: E731
-    report = run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
-                      ablation=args.ablation, say=say, on_event=_TrainProgress())
+    run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
+             ablation=args.ablation, say=say, on_event=_TrainProgress())
     print((out / "report.md").read_text())
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0

@@ -119,7 +119,7 @@ def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, q
 def report_markdown(report: dict) -> str:
     rows = [k for k in ROWS if k in report]
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    lines = [f"# PIT Studio demo report", "",
+    lines = ["# PIT Studio demo report", "",
              f"Device: {report['device']}; seeds: {', '.join(map(str, report['seeds']))}; "
              f"wall time: {report['wall_s']:.0f} s{' (quick: not a meaningful comparison)' if report['quick'] else ''}.",
              "Target: the demo pair's Cityscapes-format val split; mIoU over 19 classes, in %.", ""]

@@ -1,6 +1,5 @@
 """The window under faults: a training that fails mid-run (a NaN loss at iteration 3) shows the
 one-line reason in a dialog and leaves the window ready for the next run."""
-from pytestqt.qtbot import QtBot  # noqa: F401  (the qtbot fixture)
 from PySide6.QtCore import QSettings
 
 from conftest import tiny_config
