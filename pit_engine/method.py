@@ -106,7 +106,7 @@ def image_level_loss(p: torch.Tensor, v: torch.Tensor, decay: float, topk: bool 
 # E ------------------------------------------------------------------------------------------
 
 def expand_regions(prob: torch.Tensor, state: torch.Tensor, seed_threshold: float = 0.9,
-                   grow_threshold: float = 0.7, seed_ratio: float = 0.0):
+                   grow_threshold: float = 0.7, seed_ratio: float = 0.0, backend: str = "auto"):
     """Seeded region growing restricted by the pivot, for a batch.
 
     prob: B x C x H x W probabilities; state: B x C pivot states.
@@ -114,6 +114,8 @@ def expand_regions(prob: torch.Tensor, state: torch.Tensor, seed_threshold: floa
     2. seeds: arg-max class present and confidence > seed_threshold (or, with seed_ratio > 0,
        the class-balanced top `seed_ratio` of each present class's arg-max pixels);
     3. seeds grow into 8-connected pixels of the same arg-max with confidence > grow_threshold.
+    `backend`: "opencv" (on the host), "torch" (on prob's device, no host round trip) or "auto"
+    (torch on a GPU, OpenCV on the CPU); both give the same labels.
     Returns (pseudo-labels B x H x W long with 255 elsewhere, seeds B x H x W bool).
     """
     prob = prob.float() * (state != ABSENT).unsqueeze(-1).unsqueeze(-1)
@@ -133,15 +135,65 @@ def expand_regions(prob: torch.Tensor, state: torch.Tensor, seed_threshold: floa
     else:
         seeds = present & (conf > seed_threshold)
     grow = (conf > grow_threshold) | seeds
-    labels = np.full(cls.shape, IGNORE, np.int64)
+    if backend == "auto":
+        backend = "opencv" if prob.device.type == "cpu" else "torch"
+    grown = grow_seeds_torch(cls, grow, seeds) if backend == "torch" else grow_seeds_opencv(cls, grow, seeds)
+    return torch.where(grown, cls, IGNORE), seeds
+
+
+def grow_seeds_opencv(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """Pixels of `grow` joined to a seed through 8-connected pixels of the same class (B x H x W
+    bool), by OpenCV's connected components per seeded class, on the host."""
+    reached = np.zeros(cls.shape, bool)
     cls_np, grow_np, seeds_np = cls.cpu().numpy(), grow.cpu().numpy(), seeds.cpu().numpy()
     for b in range(cls_np.shape[0]):
         for c in np.unique(cls_np[b][seeds_np[b]]):
             region = (grow_np[b] & (cls_np[b] == c)).astype(np.uint8)
-            n, comp = cv2.connectedComponents(region, connectivity=8)
+            _, comp = cv2.connectedComponents(region, connectivity=8)
             hit = np.unique(comp[seeds_np[b] & (cls_np[b] == c)])
-            labels[b][np.isin(comp, hit[hit > 0])] = c
-    return torch.from_numpy(labels).to(prob.device), seeds
+            reached[b] |= np.isin(comp, hit[hit > 0])
+    return torch.from_numpy(reached).to(cls.device)
+
+
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
+def grow_seeds_torch(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor, check_every: int = 4) -> torch.Tensor:
+    """The same as `grow_seeds_opencv`, on cls's device: connected-component labelling by label
+    equivalence (every pixel takes its neighbours' smallest label, hooks its root to it, then
+    follows pointers), which needs about log(region size) rounds rather than one per pixel of
+    the longest path. A host sync every `check_every` rounds tests for the fixed point, where
+    each component holds one label."""
+    b, h, w = cls.shape
+    n = b * h * w  # label n: "no pixel" (outside `grow`, or beyond the border)
+    index = torch.arange(n, device=cls.device).view(b, h, w)
+    padded_cls = F.pad(cls, (1, 1, 1, 1), value=-1)
+    padded_grow = F.pad(grow, (1, 1, 1, 1), value=False)
+    edges = []  # per neighbour offset: both pixels in `grow` and of the same class
+    for dy, dx in _NEIGHBOURS:
+        window = (slice(None), slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
+        edges.append(grow & padded_grow[window] & (padded_cls[window] == cls))
+    labels = torch.cat([torch.where(grow, index, n).flatten(), torch.tensor([n], device=cls.device)])
+    padded = torch.full((b, h + 2, w + 2), n, dtype=labels.dtype, device=cls.device)
+    rounds = 0
+    while True:
+        before = labels.clone()
+        padded[:, 1:-1, 1:-1] = labels[:n].view(b, h, w)
+        smallest = labels[:n].view(b, h, w)
+        for (dy, dx), edge in zip(_NEIGHBOURS, edges):
+            smallest = torch.minimum(smallest, torch.where(edge, padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], n))
+        smallest = smallest.flatten()
+        labels.scatter_reduce_(0, labels[:n].clone(), smallest, "amin")  # hook each root to the smallest label seen
+        labels[:n] = torch.minimum(labels[:n], smallest)
+        labels = labels[labels]  # pointer jumping, twice
+        labels = labels[labels]
+        rounds += 1
+        if rounds % check_every == 0 and torch.equal(labels, before):
+            break
+    has_seed = torch.zeros(n + 1, dtype=torch.bool, device=cls.device)
+    has_seed[torch.where(seeds.flatten(), labels[:n], n)] = True  # no boolean indexing: no host sync
+    has_seed[n] = False
+    return has_seed[labels[:n]].view(b, h, w) & grow
 
 
 # F ------------------------------------------------------------------------------------------

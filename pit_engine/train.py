@@ -297,8 +297,10 @@ class Trainer:
         self.forward = wrap(self.model)
         self.disc_forward = {name: wrap(getattr(self, name)) for name in ("d_img", "d_out", "d_out_aux")
                              if getattr(self, name) is not None}
-        if cfg.compile:
-            self.forward = torch.compile(self.forward)
+        if self.device.type == "cuda":  # fixed frame sizes: let cuDNN pick its fastest (dilated) convolutions
+            torch.backends.cudnn.benchmark = True
+        if cfg.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
+            self.forward = torch.compile(self.forward, dynamic=False)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
