@@ -1,19 +1,45 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on a machine with a CUDA GPU (about 5 minutes):
-#   1. the fast path's losses against fp32 (benchmarks/gpu_fast_path_check.py);
-#   2. `pit bench` at the paper's sizes, eager, then compiled;
-# and the tables last. Record the device, the command and the figures in benchmarks/RESULTS.md.
-#   bash benchmarks/gpu_check.sh [PYTHON]
+# The GPU check, on a machine with a CUDA GPU (about 6 minutes in all):
+#   eager     `pit bench` at the paper's sizes, eager (reference, PIT, PIT with host-side regions);
+#   profile   the PIT step under bf16+channels_last / bf16 / fp32, and where its time goes;
+#   fastpath  the fast path's losses against fp32 (benchmarks/gpu_fast_path_check.py);
+#   compiled  `pit bench --compile` (torch.compile: its first step includes the compilation);
+# each part's table is printed when the part ends, and all tables again at the end. Record the
+# device, the command and the figures in benchmarks/RESULTS.md.
+#   bash benchmarks/gpu_check.sh [PYTHON [PART ...]]      (default: every part, in that order)
 set -u
 py=${1:-python}
+shift || true
+parts=${*:-eager profile fastpath compiled}
 out=${OUT:-/tmp/pit-gpu-check}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-timeout 150 "$py" benchmarks/gpu_fast_path_check.py 2>&1 | tee "$out/fast_path.txt"
-timeout 120 "$py" -m pit_engine bench --device cuda --json "$out/bench_eager.json" > "$out/bench_eager.txt" 2>&1
-timeout 240 "$py" -m pit_engine bench --device cuda --compile --json "$out/bench_compiled.json" \
-    > "$out/bench_compiled.txt" 2>&1
-echo "== fast path vs fp32 =="; cat "$out/fast_path.txt"
-echo "== pit bench, eager =="; cat "$out/bench_eager.txt"
-echo "== pit bench, compiled =="; cat "$out/bench_compiled.txt"
+"$py" -c "import torch, platform; print('torch', torch.__version__, 'python', platform.python_version())"
+run() {  # NAME SECONDS COMMAND...: output to $out/NAME.txt, shown when done
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" > "$out/$name.txt" 2>&1
+  echo "== $name: exit $? after $((SECONDS - start)) s ==" >> "$out/$name.txt"
+  cat "$out/$name.txt"
+}
+for part in $parts; do
+  case $part in
+    eager) run bench_eager 150 "$py" -m pit_engine bench --device cuda --json "$out/bench_eager.json" ;;
+    profile) run profile 150 "$py" benchmarks/gpu_profile_step.py cuda ;;
+    fastpath) run fast_path 150 "$py" benchmarks/gpu_fast_path_check.py cuda ;;
+    compiled) run bench_compiled 270 "$py" -m pit_engine bench --device cuda --compile \
+                  --json "$out/bench_compiled.json" ;;
+    *) echo "unknown part '$part' (eager, profile, fastpath, compiled)" >&2; exit 2 ;;
+  esac
+done
+echo "======== tables ========"
+for part in $parts; do
+  case $part in
+    eager) sed -n '/^measure/,$p' "$out/bench_eager.txt" ;;
+    profile) sed -n '1,5p' "$out/profile.txt" ;;
+    fastpath) cat "$out/fast_path.txt" ;;
+    compiled) sed -n '/^measure/,$p' "$out/bench_compiled.txt" ;;
+  esac
+done

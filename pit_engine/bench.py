@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from pit_engine import method as M
 from pit_engine import overlay
-from pit_engine.classes import IGNORE, NUM_CLASSES
+from pit_engine.classes import IGNORE, LABELID_TO_TRAINID_LUT, NUM_CLASSES
 from pit_engine.config import Config
 from pit_engine.models import DeepLabV2, OutputDiscriminator
+from pit_resources import resource as shipped
 from pit_engine.train import Trainer, resolve_device
 
 CPU_SCALE = 4
@@ -113,12 +115,14 @@ def fast_settings(device) -> dict:
     return {"amp": "off", "channels_last": False}  # CPUs: fp32 NCHW (bf16 kernels are slower on most CPUs)
 
 
-def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir) -> Trainer:
+def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir,
+                settings: dict | None = None) -> Trainer:
     raw = Config().to_dict()
     raw["model"].update(backbone=backbone, weights="")
     raw["data"].update(source_size=list(source), target_size=list(target))
     raw["method"].update(warmup=0)
-    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6, **fast_settings(device))
+    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6,
+                        **(fast_settings(device) if settings is None else settings))
     trainer = Trainer(Config.from_dict(raw, "pit bench"), run_dir, log=lambda *_: None)
     with warnings.catch_warnings():  # random weights are fine for timing: no "from scratch" warning
         warnings.simplefilter("ignore", UserWarning)
@@ -151,6 +155,8 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     pit = pit_trainer(backbone, device, source, target, compile_, scratch.name)
     pit.source_iter, pit.target_iter = itertools.repeat(src), itertools.repeat(tgt)
     variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit._step}
+    if device.type != "cpu":  # the same step with region growing on the host (OpenCV), for comparison
+        variants["pit_host_regions"] = lambda: _with_regions_backend(pit, "opencv")
 
     say(f"pit bench on {describe(device)}: {backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}"
         + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {fast_settings(device)}"
@@ -167,8 +173,8 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
             times[name] += [_timed(fn, device) for _ in range(steps)]
             if device.type == "cuda":
                 peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device) / 2 ** 20)
-        say(f"  round {r + 1}/{rounds}: reference {statistics.median(times['reference']):.0f} ms, "
-            f"PIT {statistics.median(times['pit']):.0f} ms")
+        say(f"  round {r + 1}/{rounds}: " + ", ".join(f"{name} {statistics.median(t):.0f} ms"
+                                                     for name, t in times.items()))
     ref_t, pit_t = Timing(times["reference"]), Timing(times["pit"])
 
     # inference: the adapted network at frame size, batched, fast settings
@@ -208,6 +214,8 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         gwrp[name] = Timing([_timed(lambda: M.gwrp(p, decay, topk), device) for _ in range(5)])
     loss_diff = abs(float(M.image_level_loss(p, v, decay, True)) - float(M.image_level_loss(p, v, decay, False)))
 
+    regions, regions_equal = _region_growing(device, target, max(5, rounds))
+
     if device.type == "cuda":
         peak_mem = {k: round(v, 1) for k, v in peak.items()}
     else:  # the process's peak resident memory (Linux reports KiB); not separable per variant in one process
@@ -219,6 +227,8 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         "backbone": backbone, "scale": scale, "source_size": list(source), "target_size": list(target),
         "pit_settings": {**settings, "compile": compile_},
         "reference_step_ms": ref_t.summary(), "pit_step_ms": pit_t.summary(),
+        **({"pit_step_host_regions_ms": Timing(times["pit_host_regions"]).summary()} if "pit_host_regions" in times
+           else {}),
         "first_step_ms": {k: round(v, 1) for k, v in first.items()},
         "speedup": round(ref_t.median / pit_t.median, 3),
         "peak_mem_mb": peak_mem,
@@ -226,7 +236,42 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         "gwrp_speedup": round(gwrp["sort"].median / gwrp["topk"].median, 2), "gwrp_loss_diff": loss_diff,
         "infer_fps": infer,
         "overlay_ms": overlay_t.summary(),
+        "regions_ms": regions, "regions_equal": regions_equal,
     }
+
+
+def _with_regions_backend(trainer: Trainer, backend: str):
+    trainer.regions_backend = backend
+    try:
+        return trainer._step()
+    finally:
+        trainer.regions_backend = "auto"
+
+
+def street_probabilities(size, device) -> torch.Tensor:
+    """1 x C x H x W probabilities shaped like a trained segmenter's on a street scene: the shipped
+    demo frame's labels at `size` as the arg-max, confident inside regions, unsure at borders."""
+    path = sorted((shipped("demo_frames") / "gtFine").rglob("*_labelIds.png"))[0]
+    train_ids = LABELID_TO_TRAINID_LUT[np.asarray(Image.open(path))]
+    cls = torch.from_numpy(train_ids.astype(np.int64))[None, None].float()
+    cls = F.interpolate(cls, size=(size[1], size[0]), mode="nearest")[0].long().to(device)
+    one_hot = F.one_hot(torch.where(cls == IGNORE, 0, cls), NUM_CLASSES).permute(0, 3, 1, 2).float()
+    g = torch.Generator().manual_seed(0)
+    p = F.avg_pool2d(one_hot, 9, 1, 4, count_include_pad=False) \
+        + 0.004 * torch.rand(one_hot.shape, generator=g).to(device)
+    return p / p.sum(1, keepdim=True)
+
+
+def _region_growing(device, size, repeats: int):
+    """Region growing (METHOD E) on a street-like map at the target size, by each backend that
+    runs on this device; the labels must be equal."""
+    p = street_probabilities(size, device)
+    state = torch.where(M.category_vector(p.argmax(1), NUM_CLASSES) > 0, M.PRESENT, M.ABSENT)
+    backends = ("opencv", "torch")
+    labels = {b: M.expand_regions(p, state, backend=b)[0] for b in backends}  # warm-up, and the check
+    timings = {b: Timing([_timed(lambda: M.expand_regions(p, state, backend=b), device) for _ in range(repeats)])
+               .summary() for b in backends}
+    return timings, bool(torch.equal(labels["opencv"], labels["torch"]))
 
 
 def describe(device) -> str:
@@ -236,12 +281,17 @@ def describe(device) -> str:
 
 
 def table(r: dict) -> str:
-    rows = [("reference step (fp32 NCHW)", r["reference_step_ms"]), ("PIT step (fast settings)", r["pit_step_ms"]),
-            ("GWRP full sort", r["gwrp_sort_ms"]), ("GWRP top-k", r["gwrp_topk_ms"]), ("overlay 2048x1024", r["overlay_ms"])]
+    rows = [("reference step (fp32 NCHW)", r["reference_step_ms"]), ("PIT step (fast settings)", r["pit_step_ms"])]
+    if "pit_step_host_regions_ms" in r:
+        rows.append(("PIT step, regions on the host", r["pit_step_host_regions_ms"]))
+    rows += [(f"region growing, {b}", t) for b, t in r["regions_ms"].items()]
+    rows += [("GWRP full sort", r["gwrp_sort_ms"]), ("GWRP top-k", r["gwrp_topk_ms"]),
+             ("overlay 2048x1024", r["overlay_ms"])]
     rows += [(f"inference {size} x{v['batch']}", v["ms_per_batch"]) for size, v in r["infer_fps"].items()]
     lines = [f"{'measure':34} {'median ms':>10} {'min':>9} {'max':>9} {'n':>4}"]
     lines += [f"{name:34} {t['median']:>10.1f} {t['min']:>9.1f} {t['max']:>9.1f} {t['n']:>4}" for name, t in rows]
     lines.append(f"speedup (reference / PIT): {r['speedup']:.2f}x   PIT / reference: {1 / r['speedup']:.2f}x")
+    lines.append(f"region growing: OpenCV and torch labels {'equal' if r['regions_equal'] else 'DIFFER'}")
     lines.append(f"GWRP top-k: {r['gwrp_speedup']:.1f}x faster than the full sort, loss difference "
                  f"{r['gwrp_loss_diff']:.1e}")
     lines.append("inference: " + ", ".join(f"{s} {v['fps']:.1f} frames/s" for s, v in r["infer_fps"].items()))

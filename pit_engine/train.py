@@ -137,6 +137,7 @@ class Trainer:
         self._stop = threading.Event()
         self.iteration = 0
         self.source_iter = self.target_iter = None
+        self.regions_backend = "auto"  # region growing: torch on a GPU, OpenCV on the CPU (same labels)
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
         self.world = dist.get_world_size() if distributed else 1
@@ -536,7 +537,8 @@ class Trainer:
             if self.teacher is None or self.iteration % m.refresh_every == 0:
                 self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
             prob = _up(self.teacher(xt).logits, xt).float().softmax(1)
-        labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio)
+        labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio,
+                                       self.regions_backend)
         return labels
 
 

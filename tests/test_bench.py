@@ -17,6 +17,7 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert set(result["infer_fps"]) == {"512x256", "256x128"}
     assert result["gwrp_loss_diff"] < 1e-3  # top-k GWRP gives the full sort's loss
     assert result["speedup"] > 0 and result["reference_step_ms"]["n"] == 1
+    assert set(result["regions_ms"]) == {"opencv", "torch"} and result["regions_equal"] is True
     assert "speedup (reference / PIT)" in capsys.readouterr().out
 
 

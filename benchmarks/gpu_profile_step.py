@@ -1,0 +1,76 @@
+"""On a CUDA GPU: where the PIT step's time goes, and which precision/layout settings pay.
+
+    python benchmarks/gpu_profile_step.py [cuda|cpu] [--backbone B]
+
+1. the PIT step (paper sizes on a GPU, / 4 on a CPU) under several train settings, alternating
+   rounds in one process: median ms and allocator peak per setting;
+2. torch.profiler over a few steps of the default fast setting: the top operators by device
+   time, and how much of the step's wall time the device was busy.
+"""
+import argparse
+import itertools
+import statistics
+import tempfile
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from pit_engine import bench as B
+from pit_engine.train import resolve_device
+
+SETTINGS = {
+    "bf16+channels_last": {"amp": "bf16", "channels_last": True},
+    "bf16": {"amp": "bf16", "channels_last": False},
+    "fp32 (tf32 convs)": {"amp": "off", "channels_last": False},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("device", nargs="?", default="cuda")
+    parser.add_argument("--backbone", default="resnet101")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    scale = 1 if device.type == "cuda" else B.CPU_SCALE
+    source = (B.SOURCE[0] // scale, B.SOURCE[1] // scale)
+    target = (B.TARGET[0] // scale, B.TARGET[1] // scale)
+    g = torch.Generator().manual_seed(0)
+    src, tgt = B._batch(source, device, g), B._batch(target, device, g, labelled=False)
+    scratch = tempfile.mkdtemp(prefix="pit-profile-")
+    trainers = {}
+    for name, settings in SETTINGS.items():
+        t = B.pit_trainer(args.backbone, device, source, target, False, scratch, settings)
+        t.source_iter, t.target_iter = itertools.repeat(src), itertools.repeat(tgt)
+        for _ in range(2):  # warm-up: cuDNN's algorithm search
+            t._step()
+        trainers[name] = t
+    times = {name: [] for name in trainers}
+    peak = {name: 0.0 for name in trainers}
+    for _ in range(args.rounds):
+        for name, t in trainers.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            times[name] += [B._timed(t._step, device) for _ in range(3)]
+            if device.type == "cuda":
+                peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device) / 2 ** 20)
+    print(f"PIT step on {B.describe(device)}, {args.backbone}, source {source}, target {target}")
+    for name in trainers:
+        print(f"  {name:22} median {statistics.median(times[name]):8.1f} ms  min {min(times[name]):8.1f}"
+              f"  peak {peak[name]:8.0f} MiB")
+
+    t = trainers["bf16+channels_last" if device.type == "cuda" else "fp32 (tf32 convs)"]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    steps = 5
+    with profile(activities=activities) as prof:
+        wall = sum(B._timed(t._step, device) for _ in range(steps)) / steps
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    busy = sum(getattr(e, key) for e in events) / 1000 / steps
+    print(f"profiled {steps} steps: wall {wall:.1f} ms/step, device busy {busy:.1f} ms/step "
+          f"({100 * busy / wall:.0f} %)")
+    print(events.table(sort_by=key, row_limit=25, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()
