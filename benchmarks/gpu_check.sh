@@ -26,11 +26,12 @@ run() {  # NAME SECONDS COMMAND...: output to $out/NAME.txt, shown when done
 }
 for part in $parts; do
   case $part in
-    eager) run bench_eager 150 "$py" -m pit_engine bench --device cuda --json "$out/bench_eager.json" ;;
+    eager) run bench_eager 150 "$py" -m pit_engine bench --device cuda --json "$out/bench_eager.json" \
+               --profile "$out/profile_eager.txt" ;;
     profile) run profile 150 "$py" benchmarks/gpu_profile_step.py cuda ;;
     fastpath) run fast_path 150 "$py" benchmarks/gpu_fast_path_check.py cuda ;;
     compiled) run bench_compiled 270 "$py" -m pit_engine bench --device cuda --compile \
-                  --json "$out/bench_compiled.json" ;;
+                  --json "$out/bench_compiled.json" --profile "$out/profile_compiled.txt" ;;
     *) echo "unknown part '$part' (eager, profile, fastpath, compiled)" >&2; exit 2 ;;
   esac
 done

@@ -49,7 +49,8 @@ class Timing:
 
     def summary(self) -> dict:
         return {"median": round(self.median, 2), "min": round(min(self.times_ms), 2),
-                "max": round(max(self.times_ms), 2), "n": len(self.times_ms)}
+                "max": round(max(self.times_ms), 2), "n": len(self.times_ms),
+                "times": [round(t, 2) for t in self.times_ms]}
 
 
 def _sync(device):
@@ -140,7 +141,7 @@ def _batch(size, device, generator, labelled=True):
 
 
 def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: int = 3, steps: int = 2,
-              compile_: bool = False, say=print) -> dict:
+              compile_: bool = False, say=print, profile: bool = False) -> dict:
     device = resolve_device(device_name)
     scale = 1 if device.type == "cuda" else CPU_SCALE
     source = (SOURCE[0] // scale, SOURCE[1] // scale)
@@ -162,12 +163,11 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {fast_settings(device)}"
         + (", compiled" if compile_ else ""))
     first = {name: _timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
-    for fn in variants.values():
-        fn()
     times = {name: [] for name in variants}
     peak = {name: 0.0 for name in variants}
     for r in range(rounds):  # alternate, so drifts of a shared machine hit both alike
         for name, fn in variants.items():
+            fn()  # untimed: the first step after another variant pays for its allocator and cache state
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             times[name] += [_timed(fn, device) for _ in range(steps)]
@@ -176,6 +176,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         say(f"  round {r + 1}/{rounds}: " + ", ".join(f"{name} {statistics.median(t):.0f} ms"
                                                      for name, t in times.items()))
     ref_t, pit_t = Timing(times["reference"]), Timing(times["pit"])
+    profile_table = profile_step(pit._step, device) if profile else None
 
     # inference: the adapted network at frame size, batched, fast settings
     model = pit.model.eval()
@@ -237,7 +238,25 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         "infer_fps": infer,
         "overlay_ms": overlay_t.summary(),
         "regions_ms": regions, "regions_equal": regions_equal,
+        **({"profile": profile_table} if profile else {}),
     }
+
+
+def profile_step(step, device, steps: int = 3) -> str:
+    """torch.profiler over a few steps: the operators by device time (CPU time on a CPU), and
+    how busy the device was over the steps' wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        wall = sum(_timed(step, device) for _ in range(steps)) / steps
+    events = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    # kernels are attributed to the CPU-side operators that launched them: sum those alone
+    busy = sum(getattr(e, key) for e in events if e.device_type == torch.autograd.DeviceType.CPU) / 1000 / steps
+    return (f"PIT step, {steps} steps under the profiler: wall {wall:.1f} ms/step, "
+            f"{'device' if cuda else 'CPU'} busy {busy:.1f} ms/step\n"
+            + events.table(sort_by=key, row_limit=40, max_name_column_width=70))
 
 
 def _with_regions_backend(trainer: Trainer, backend: str):

@@ -201,10 +201,13 @@ def cmd_bench(args) -> int:
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--rounds and --steps must be at least 1", "pit bench", "e.g. --rounds 3 --steps 2")
     result = run_bench(args.device, args.backbone, args.rounds, args.steps, args.compile,
-                       say=lambda text: print(text, file=sys.stderr))
+                       say=lambda text: print(text, file=sys.stderr), profile=bool(args.profile))
     print(table(result))
+    from pit_engine.data.io import atomic_write
+    if args.profile:
+        profile = result.pop("profile")
+        atomic_write(Path(args.profile), lambda tmp: Path(tmp).write_text(profile))
     if args.json:
-        from pit_engine.data.io import atomic_write
         atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     return 0
 
@@ -285,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     bench.add_argument("--steps", type=int, default=2, help="steps of each variant per round (default 2)")
     bench.add_argument("--compile", action="store_true", help="torch.compile our step (adds the compile time once)")
+    bench.add_argument("--profile", metavar="FILE", help="also write torch.profiler's operator table of our step here")
     bench.set_defaults(func=cmd_bench)
     return parser
 

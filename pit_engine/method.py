@@ -149,13 +149,12 @@ def grow_seeds_opencv(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor
     for b in range(cls_np.shape[0]):
         for c in np.unique(cls_np[b][seeds_np[b]]):
             region = (grow_np[b] & (cls_np[b] == c)).astype(np.uint8)
-            _, comp = cv2.connectedComponents(region, connectivity=8)
-            hit = np.unique(comp[seeds_np[b] & (cls_np[b] == c)])
-            reached[b] |= np.isin(comp, hit[hit > 0])
+            count, comp = cv2.connectedComponents(region, connectivity=8)
+            seeded = np.zeros(count, bool)  # a lookup per component: np.isin would sort the frame
+            seeded[comp[seeds_np[b] & (cls_np[b] == c)]] = True
+            seeded[0] = False  # background
+            reached[b] |= seeded[comp]
     return torch.from_numpy(reached).to(cls.device)
-
-
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
 def grow_seeds_torch(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor, check_every: int = 4) -> torch.Tensor:
@@ -165,30 +164,31 @@ def grow_seeds_torch(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor,
     the longest path. A host sync every `check_every` rounds tests for the fixed point, where
     each component holds one label."""
     b, h, w = cls.shape
-    n = b * h * w  # label n: "no pixel" (outside `grow`, or beyond the border)
+    n = b * h * w  # index n: "no pixel" (outside `grow`, beyond the border); its label stays n
     index = torch.arange(n, device=cls.device).view(b, h, w)
+    padded_index = F.pad(index, (1, 1, 1, 1), value=n)
     padded_cls = F.pad(cls, (1, 1, 1, 1), value=-1)
     padded_grow = F.pad(grow, (1, 1, 1, 1), value=False)
-    edges = []  # per neighbour offset: both pixels in `grow` and of the same class
-    for dy, dx in _NEIGHBOURS:
-        window = (slice(None), slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
-        edges.append(grow & padded_grow[window] & (padded_cls[window] == cls))
+    neighbours = []  # 8 x n: each pixel's neighbours of its class in `grow`, else n
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                window = (slice(None), slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
+                joined = grow & padded_grow[window] & (padded_cls[window] == cls)
+                neighbours.append(torch.where(joined, padded_index[window], n).flatten())
+    neighbours = torch.stack(neighbours)
     labels = torch.cat([torch.where(grow, index, n).flatten(), torch.tensor([n], device=cls.device)])
-    padded = torch.full((b, h + 2, w + 2), n, dtype=labels.dtype, device=cls.device)
     rounds = 0
     while True:
-        before = labels.clone()
-        padded[:, 1:-1, 1:-1] = labels[:n].view(b, h, w)
-        smallest = labels[:n].view(b, h, w)
-        for (dy, dx), edge in zip(_NEIGHBOURS, edges):
-            smallest = torch.minimum(smallest, torch.where(edge, padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], n))
-        smallest = smallest.flatten()
-        labels.scatter_reduce_(0, labels[:n].clone(), smallest, "amin")  # hook each root to the smallest label seen
+        before = labels if rounds % check_every == check_every - 1 else None
+        smallest = labels[:n]
+        for seen in labels[neighbours]:  # (a chain of minimum: amin over int64 is slow on CPUs)
+            smallest = torch.minimum(smallest, seen)
+        labels = labels.scatter_reduce(0, labels[:n], smallest, "amin")  # hook each root to the smallest label seen
         labels[:n] = torch.minimum(labels[:n], smallest)
-        labels = labels[labels]  # pointer jumping, twice
-        labels = labels[labels]
+        labels = labels[labels[labels]]  # pointer jumping, twice
         rounds += 1
-        if rounds % check_every == 0 and torch.equal(labels, before):
+        if before is not None and torch.equal(labels, before):
             break
     has_seed = torch.zeros(n + 1, dtype=torch.bool, device=cls.device)
     has_seed[torch.where(seeds.flatten(), labels[:n], n)] = True  # no boolean indexing: no host sync

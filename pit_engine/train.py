@@ -45,7 +45,7 @@ from pit_engine.models import ImageDiscriminator, OutputDiscriminator, build_mod
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", "train.device",
@@ -54,6 +54,7 @@ def resolve_device(name: str) -> torch.device:
         if index >= torch.cuda.device_count():
             raise UserError(f"no GPU {index}; this machine has {torch.cuda.device_count()}", "train.device",
                             "pick an existing GPU index")
+        return torch.device("cuda", index)  # indexed: torch.cuda.set_device refuses a bare "cuda"
     return torch.device(name)
 
 

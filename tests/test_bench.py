@@ -8,9 +8,9 @@ KEYS = ("device", "reference_step_ms", "pit_step_ms", "speedup", "peak_mem_mb", 
 
 
 def test_bench_writes_every_key(tmp_path, capsys):
-    out = tmp_path / "bench.json"
+    out, profile = tmp_path / "bench.json", tmp_path / "profile.txt"
     assert main(["bench", "--device", "cpu", "--backbone", "small", "--rounds", "1", "--steps", "1",
-                 "--json", str(out)]) == 0
+                 "--json", str(out), "--profile", str(profile)]) == 0
     result = json.loads(out.read_text())
     assert all(key in result for key in KEYS)
     assert result["scale"] == 4 and result["source_size"] == [320, 180] and result["target_size"] == [256, 128]
@@ -18,6 +18,9 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert result["gwrp_loss_diff"] < 1e-3  # top-k GWRP gives the full sort's loss
     assert result["speedup"] > 0 and result["reference_step_ms"]["n"] == 1
     assert set(result["regions_ms"]) == {"opencv", "torch"} and result["regions_equal"] is True
+    assert result["pit_step_ms"]["times"] == [result["pit_step_ms"]["median"]]
+    assert profile.read_text().startswith("PIT step, 3 steps under the profiler") and "profile" not in result
+    assert "aten::convolution_backward" in profile.read_text()
     assert "speedup (reference / PIT)" in capsys.readouterr().out
 
 
