@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check, on a machine with a CUDA GPU (about 6 minutes in all):
-#   eager     `pit bench` at the paper's sizes, eager (reference, PIT, PIT with host-side regions);
-#   profile   the PIT step under bf16+channels_last / bf16 / fp32, and where its time goes;
-#   fastpath  the fast path's losses against fp32 (benchmarks/gpu_fast_path_check.py);
-#   compiled  `pit bench --compile` (torch.compile: its first step includes the compilation);
-# each part's table is printed when the part ends, and all tables again at the end. Record the
+# The GPU check, on a machine with a CUDA GPU. Parts:
+#   eager     `pit bench` at the paper's sizes, eager (reference, PIT, PIT with host-side regions),
+#             with the profiler's table of the PIT step (~100 s);
+#   compiled  the same with torch.compile (its first step includes the ~2 min compilation; ~160 s);
+#   graphs    the same with torch.compile's reduce-overhead mode (CUDA graphs; never run yet);
+#   profile   the eager PIT step under bf16+channels_last / bf16 / fp32 (~70 s);
+#   fastpath  the fast path's losses against fp32 (benchmarks/gpu_fast_path_check.py; ~140 s);
+# each part's output is printed when the part ends, and the tables again at the end. Record the
 # device, the command and the figures in benchmarks/RESULTS.md.
-#   bash benchmarks/gpu_check.sh [PYTHON [PART ...]]      (default: every part, in that order)
+#   bash benchmarks/gpu_check.sh [PYTHON [PART ...]]      (default: eager compiled graphs)
 set -u
 py=${1:-python}
 shift || true
-parts=${*:-eager profile fastpath compiled}
+parts=${*:-eager compiled graphs}
 out=${OUT:-/tmp/pit-gpu-check}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
@@ -32,7 +34,9 @@ for part in $parts; do
     fastpath) run fast_path 150 "$py" benchmarks/gpu_fast_path_check.py cuda ;;
     compiled) run bench_compiled 270 "$py" -m pit_engine bench --device cuda --compile \
                   --json "$out/bench_compiled.json" --profile "$out/profile_compiled.txt" ;;
-    *) echo "unknown part '$part' (eager, profile, fastpath, compiled)" >&2; exit 2 ;;
+    graphs) run bench_graphs 300 "$py" -m pit_engine bench --device cuda --compile --compile-mode reduce-overhead \
+                --json "$out/bench_graphs.json" --profile "$out/profile_graphs.txt" ;;
+    *) echo "unknown part '$part' (eager, compiled, graphs, profile, fastpath)" >&2; exit 2 ;;
   esac
 done
 echo "======== tables ========"
@@ -42,5 +46,6 @@ for part in $parts; do
     profile) sed -n '1,5p' "$out/profile.txt" ;;
     fastpath) cat "$out/fast_path.txt" ;;
     compiled) sed -n '/^measure/,$p' "$out/bench_compiled.txt" ;;
+    graphs) sed -n '/^measure/,$p' "$out/bench_graphs.txt" ;;
   esac
 done

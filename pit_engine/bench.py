@@ -31,7 +31,7 @@ from pit_engine.classes import IGNORE, LABELID_TO_TRAINID_LUT, NUM_CLASSES
 from pit_engine.config import Config
 from pit_engine.models import DeepLabV2, OutputDiscriminator
 from pit_resources import resource as shipped
-from pit_engine.train import Trainer, resolve_device
+from pit_engine.train import Trainer, resolve_amp, resolve_device
 
 CPU_SCALE = 4
 SOURCE, TARGET = (1280, 720), (1024, 512)  # (width, height), the paper's training sizes
@@ -111,9 +111,7 @@ class ReferenceStep:
 
 def fast_settings(device) -> dict:
     """Our default fast configuration for a device."""
-    if device.type == "cuda":
-        return {"amp": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "channels_last": True}
-    return {"amp": "off", "channels_last": False}  # CPUs: fp32 NCHW (bf16 kernels are slower on most CPUs)
+    return {"amp": resolve_amp("auto", device), "channels_last": device.type == "cuda"}
 
 
 def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir,
@@ -141,7 +139,7 @@ def _batch(size, device, generator, labelled=True):
 
 
 def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: int = 3, steps: int = 2,
-              compile_: bool = False, say=print, profile: bool = False) -> dict:
+              compile_: bool = False, say=print, profile: bool = False, compile_mode: str = "default") -> dict:
     device = resolve_device(device_name)
     scale = 1 if device.type == "cuda" else CPU_SCALE
     source = (SOURCE[0] // scale, SOURCE[1] // scale)
@@ -153,15 +151,22 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     torch.manual_seed(0)
     reference = ReferenceStep(backbone, device)
     scratch = tempfile.TemporaryDirectory(prefix="pit-bench-")
-    pit = pit_trainer(backbone, device, source, target, compile_, scratch.name)
+    pit = pit_trainer(backbone, device, source, target, compile_ and compile_mode == "default", scratch.name)
     pit.source_iter, pit.target_iter = itertools.repeat(src), itertools.repeat(tgt)
-    variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit._step}
+    pit_step = pit._step
+    if compile_ and compile_mode != "default":  # an experiment: "reduce-overhead" replays CUDA graphs
+        pit.forward = torch.compile(pit.forward, mode=compile_mode, dynamic=False)
+
+        def pit_step():
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs are free
+            return pit._step()
+    variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit_step}
     if device.type != "cpu":  # the same step with region growing on the host (OpenCV), for comparison
-        variants["pit_host_regions"] = lambda: _with_regions_backend(pit, "opencv")
+        variants["pit_host_regions"] = lambda: _with_regions_backend(pit, pit_step, "opencv")
 
     say(f"pit bench on {describe(device)}: {backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}"
         + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {fast_settings(device)}"
-        + (", compiled" if compile_ else ""))
+        + (f", compiled ({compile_mode})" if compile_ else ""))
     first = {name: _timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
     times = {name: [] for name in variants}
     peak = {name: 0.0 for name in variants}
@@ -176,7 +181,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         say(f"  round {r + 1}/{rounds}: " + ", ".join(f"{name} {statistics.median(t):.0f} ms"
                                                      for name, t in times.items()))
     ref_t, pit_t = Timing(times["reference"]), Timing(times["pit"])
-    profile_table = profile_step(pit._step, device) if profile else None
+    profile_table = profile_step(pit_step, device) if profile else None
 
     # inference: the adapted network at frame size, batched, fast settings
     model = pit.model.eval()
@@ -226,7 +231,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         "device": describe(device),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "backbone": backbone, "scale": scale, "source_size": list(source), "target_size": list(target),
-        "pit_settings": {**settings, "compile": compile_},
+        "pit_settings": {**settings, "compile": compile_, **({"compile_mode": compile_mode} if compile_ else {})},
         "reference_step_ms": ref_t.summary(), "pit_step_ms": pit_t.summary(),
         **({"pit_step_host_regions_ms": Timing(times["pit_host_regions"]).summary()} if "pit_host_regions" in times
            else {}),
@@ -259,10 +264,10 @@ def profile_step(step, device, steps: int = 3) -> str:
             + events.table(sort_by=key, row_limit=40, max_name_column_width=70))
 
 
-def _with_regions_backend(trainer: Trainer, backend: str):
+def _with_regions_backend(trainer: Trainer, step, backend: str):
     trainer.regions_backend = backend
     try:
-        return trainer._step()
+        return step()
     finally:
         trainer.regions_backend = "auto"
 

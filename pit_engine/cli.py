@@ -200,8 +200,11 @@ def cmd_bench(args) -> int:
         raise UserError(f"unknown backbone '{args.backbone}'", "--backbone", f"use one of: {', '.join(BACKBONES)}")
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--rounds and --steps must be at least 1", "pit bench", "e.g. --rounds 3 --steps 2")
+    if args.compile_mode != "default" and not args.compile:
+        raise UserError("--compile-mode needs --compile", "pit bench", "add --compile")
     result = run_bench(args.device, args.backbone, args.rounds, args.steps, args.compile,
-                       say=lambda text: print(text, file=sys.stderr), profile=bool(args.profile))
+                       say=lambda text: print(text, file=sys.stderr), profile=bool(args.profile),
+                       compile_mode=args.compile_mode)
     print(table(result))
     from pit_engine.data.io import atomic_write
     if args.profile:
@@ -288,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     bench.add_argument("--steps", type=int, default=2, help="steps of each variant per round (default 2)")
     bench.add_argument("--compile", action="store_true", help="torch.compile our step (adds the compile time once)")
+    bench.add_argument("--compile-mode", default="default",
+                       choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                       help="torch.compile's mode with --compile (reduce-overhead: CUDA graphs; an experiment)")
     bench.add_argument("--profile", metavar="FILE", help="also write torch.profiler's operator table of our step here")
     bench.set_defaults(func=cmd_bench)
     return parser

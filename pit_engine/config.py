@@ -88,7 +88,7 @@ class TrainConfig:
     head_lr_mult: float = 10.0
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "off"  # mixed precision: off, bf16, or fp16 (with loss scaling)
+    amp: str = "off"  # mixed precision: off, bf16, fp16 (with loss scaling), or auto (bf16/fp16 on GPUs, off on CPUs)
     channels_last: bool = False  # NHWC memory layout for the convolutions
     compile: bool = False  # torch.compile the segmentation network (a one-off compile time per run)
     log_every: int = 10
@@ -139,7 +139,7 @@ class Config:
             "model.backbone": (self.model.backbone, BACKBONES),
             "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
             "method.pivot_source": (self.method.pivot_source, ["inferred", "oracle"]),
-            "train.amp": (self.train.amp, ["off", "bf16", "fp16"]),
+            "train.amp": (self.train.amp, ["off", "bf16", "fp16", "auto"]),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

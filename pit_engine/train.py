@@ -58,6 +58,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """train.amp for a device: "auto" is bf16 on GPUs that have it, fp16 (with loss scaling) on
+    older GPUs, and off on CPUs, where bf16 kernels are not faster everywhere."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "off"
+
+
 def available_devices() -> list[tuple[str, str]]:
     """(config value, description) of every device this machine can train on."""
     found = [("auto", "auto (a GPU if there is one)"), ("cpu", "CPU")]
@@ -174,7 +184,15 @@ class Trainer:
         except torch.OutOfMemoryError as exc:
             finished = Finished("failed", out_of_memory(exc, f"iteration {self.iteration + 1}").line(), self.iteration)
         except Exception as exc:
-            finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
+            if self.config.train.compile and isinstance(exc, torch._dynamo.exc.TorchDynamoException):
+                # the compiler's environment (a C compiler, Triton, the GPU), not the run: say how to go on
+                self._log_event(traceback.format_exc())
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                finished = Finished("failed", UserError(f"torch.compile failed: {first[:200]}", "train.compile",
+                                                        "set train.compile = false (slower, same results)").line(),
+                                    self.iteration)
+            else:
+                finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
         self._log_event(f"finished: {finished.reason} {finished.message}".strip())
@@ -288,12 +306,13 @@ class Trainer:
         cfg = self.config.train
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        self.amp = resolve_amp(cfg.amp, self.device)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UserError("this GPU has no bf16", "train.amp", "use train.amp = \"fp16\"")
+            raise UserError("this GPU has no bf16", "train.amp", "use train.amp = \"fp16\" or \"auto\"")
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
-        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         ids = [self.device.index] if self.device.type == "cuda" else None
         wrap = (lambda module: DistributedDataParallel(module, device_ids=ids)) if self.world > 1 else (lambda m: m)
         self.forward = wrap(self.model)

@@ -87,8 +87,9 @@ class ConfigForm(QWidget):
             device.addItem(text, value)
         self.fields["train.device"] = device
         self.fields["train.seed"] = QSpinBox(maximum=2 ** 31 - 1)
-        amp = QComboBox(toolTip="Mixed precision on the GPU: bf16, or fp16 with loss scaling; off = fp32")
-        amp.addItems(["off", "bf16", "fp16"])
+        amp = QComboBox(toolTip="Mixed precision on the GPU: bf16, or fp16 with loss scaling; off = fp32; "
+                                "auto = bf16 (fp16 on GPUs without it) on a GPU, off on the CPU")
+        amp.addItems(["off", "bf16", "fp16", "auto"])
         self.fields["train.amp"] = amp
         self.fields["train.channels_last"] = QCheckBox("channels_last memory layout")
         for key, label in (("train.iterations", "Iterations"), ("train.batch_size", "Batch size"),

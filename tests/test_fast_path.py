@@ -1,11 +1,12 @@
 """The training fast path on the CPU: mixed precision and channels_last track the fp32 NCHW
 losses. (torch.compile and CUDA are checked by benchmarks/gpu_check.sh on a GPU.)"""
 import pytest
+import torch
 
 from conftest import tiny_config
 from pit_engine.errors import UserError
 from pit_engine.events import Step
-from pit_engine.train import Trainer
+from pit_engine.train import Trainer, resolve_amp
 
 
 def _losses(demo, tmp_path, name, iterations=3, **train):
@@ -45,3 +46,23 @@ def test_fp16_runs_with_loss_scaling(fp32, tiny_demo, tmp_path):
 def test_unknown_precision_is_refused(tiny_demo):
     with pytest.raises(UserError, match="train.amp"):
         tiny_config(tiny_demo, train={"amp": "fp8"})
+
+
+def test_auto_precision_is_fp32_on_the_cpu(fp32, tiny_demo, tmp_path):
+    assert resolve_amp("auto", torch.device("cpu")) == "off" and resolve_amp("bf16", torch.device("cpu")) == "bf16"
+    assert _worst(fp32, _losses(tiny_demo, tmp_path, "auto", amp="auto")) == 0
+
+
+def test_a_failing_compiler_is_one_line(tiny_demo, tmp_path, monkeypatch):
+    def no_compiler(module, **_):
+        def forward(*args):
+            raise torch._dynamo.exc.TorchDynamoException("\nInvalidCxxCompiler: No working C++ compiler found\nmore")
+        return forward
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    config = tiny_config(tiny_demo, train={"iterations": 2, "compile": True})
+    finished = Trainer(config, tmp_path / "run", log=lambda *_: None).run()
+    assert finished.reason == "failed" and not finished.traceback  # the environment, not a bug: exit 2
+    assert finished.message == ("error: torch.compile failed: InvalidCxxCompiler: No working C++ compiler found "
+                                "(train.compile) — set train.compile = false (slower, same results)")
+    assert "Traceback" in (tmp_path / "run" / "events.log").read_text()  # the details stay in the run's log

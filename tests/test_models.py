@@ -30,6 +30,23 @@ def test_resnet_deeplab_is_dilated_with_frozen_bn_and_summed_rates():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
+def test_frozen_batchnorm_keeps_the_activation_dtype_and_torchvision_values():
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from pit_engine.models import FrozenBatchNorm
+
+    ours, theirs = FrozenBatchNorm(8), FrozenBatchNorm2d(8)
+    for name, buf in theirs.named_buffers():
+        buf.copy_(torch.rand(8) + 0.5)
+    ours.load_state_dict(theirs.state_dict())  # the same state-dict keys: checkpoints and weights load
+    x = torch.randn(2, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+    assert ours(x).is_contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        # torchvision's returns float32 here (bf16 x float32 buffers): activations would double in size
+        assert theirs(x.bfloat16()).dtype == torch.float32 and ours(x.bfloat16()).dtype == torch.bfloat16
+
+
 def test_the_classifier_is_a_sum_over_rates():
     model = DeepLabV2("small", 19)
     x = torch.randn(1, model.backbone.channels[1], 6, 6)
