@@ -14,6 +14,7 @@ from PySide6.QtGui import QDropEvent
 from conftest import tiny_config
 from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES
+from pit_engine.config import Config
 from pit_engine.events import Step
 from pit_engine.export import export_overlays
 from pit_engine.runs import MetricsReader
@@ -21,6 +22,7 @@ from pit_engine.train import Trainer
 from pit_gui.main_window import MainWindow, demo_inputs
 from pit_gui.smoothing import ema
 from pit_gui.workers import TrainWorker
+from pit_resources import resource
 
 WAIT_MS = 60000
 
@@ -354,6 +356,9 @@ def test_check_button_and_demo_data(window, qtbot, tmp_path):
     qtbot.waitUntil(window.info_box.isVisible, timeout=WAIT_MS)
     assert window.info_box.text() == "cityscapes: 100 frame(s), 0 problem(s)"
     assert "class pixels" in window.info_box.detailedText()
+    form.set_config(Config.load(resource("gta5_to_cityscapes.toml")))  # a paper preset: the GPU fast path
+    assert form.fields["train.amp"].currentText() == "auto" and form.fields["train.channels_last"].isChecked()
+    assert form.config().train.compile  # a key without a field passes through the form
 
 
 def test_screenshot_command(tmp_path):
