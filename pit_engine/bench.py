@@ -30,8 +30,8 @@ from pit_engine import overlay
 from pit_engine.classes import IGNORE, LABELID_TO_TRAINID_LUT, NUM_CLASSES
 from pit_engine.config import Config
 from pit_engine.models import DeepLabV2, OutputDiscriminator
-from pit_resources import resource as shipped
 from pit_engine.train import Trainer, resolve_amp, resolve_device
+from pit_resources import resource as shipped
 
 CPU_SCALE = 4
 SOURCE, TARGET = (1280, 720), (1024, 512)  # (width, height), the paper's training sizes

@@ -558,7 +558,7 @@ class Trainer:
                 self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
             prob = _up(self.teacher(xt).logits, xt).float().softmax(1)
         labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio,
-                                       self.regions_backend)
+                                     self.regions_backend)
         return labels
 
 
