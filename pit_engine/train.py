@@ -184,15 +184,7 @@ class Trainer:
         except torch.OutOfMemoryError as exc:
             finished = Finished("failed", out_of_memory(exc, f"iteration {self.iteration + 1}").line(), self.iteration)
         except Exception as exc:
-            if self.config.train.compile and isinstance(exc, torch._dynamo.exc.TorchDynamoException):
-                # the compiler's environment (a C compiler, Triton, the GPU), not the run: say how to go on
-                self._log_event(traceback.format_exc())
-                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-                finished = Finished("failed", UserError(f"torch.compile failed: {first[:200]}", "train.compile",
-                                                        "set train.compile = false (slower, same results)").line(),
-                                    self.iteration)
-            else:
-                finished = Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
+            finished = self._failed(exc)
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
         self._log_event(f"finished: {finished.reason} {finished.message}".strip())
@@ -200,6 +192,23 @@ class Trainer:
             self._log_event(finished.traceback)
         on_event(finished)
         return finished
+
+    def _failed(self, exc: Exception) -> Finished:
+        """An unexpected exception as the run's end: one line where the cause lies outside this
+        program (the compiler's environment, another rank's failure), with the traceback in
+        events.log; otherwise a bug, with its traceback."""
+        if self.config.train.compile and isinstance(exc, torch._dynamo.exc.TorchDynamoException):
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            error = UserError(f"torch.compile failed: {first[:200]}", "train.compile",
+                              "set train.compile = false (slower, same results)")
+        elif self.world > 1 and _peer_gone(exc):  # that rank printed its own error
+            error = UserError(f"another process of this run stopped (seen by rank {self.rank})",
+                              f"iteration {self.iteration + 1}", "its own error is above; fix that and continue "
+                              "with --resume")
+        else:
+            return Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
+        self._log_event(traceback.format_exc())
+        return Finished("failed", error.line(), self.iteration)
 
     def _log_event(self, text: str) -> None:
         if self.is_main and self.run_dir.is_dir():
@@ -560,6 +569,11 @@ class Trainer:
         labels, _ = M.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio,
                                      self.regions_backend)
         return labels
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """A collective failed because another rank left: NCCL's and gloo's ways of saying so."""
+    return isinstance(exc, dist.DistError) or "closed by peer" in str(exc) or "Connection reset by peer" in str(exc)
 
 
 def _logged_at_or_before(line: str, iteration: int) -> bool:

@@ -1,8 +1,10 @@
 """Real multi-process training: torchrun, two gloo processes on the CPU, DistributedDataParallel."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -50,3 +52,22 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
           "train.batch_size=2"], tmp_path)
     assert [r["iteration"] for r in _steps(run2)] == [1, 2, 3, 4, 5, 6]
     assert (run2 / "checkpoints" / "iter_0000006.pt").is_file()
+
+
+def test_a_failing_rank_stops_the_run_with_one_line_each(tiny_demo, tmp_path):
+    demo = tmp_path / "demo"
+    shutil.copytree(tiny_demo, demo)
+    broken = sorted((demo / "source" / "images").iterdir())[1]
+    broken.write_bytes(broken.read_bytes()[:300])  # one rank draws it first and fails
+    tiny_config(demo, train={"batch_size": 1, "iterations": 30}, method={"warmup": 1}).save(tmp_path / "two.toml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "--monitor-interval", "5", "-m", "pit_engine", "train", "--config", "two.toml",
+                           "--out", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and time.monotonic() - start < 120  # no rank waits for the lost one
+    ours = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert ours[0] == (f"error: cannot read image: image file is truncated ({broken}) — the file is corrupt or "
+                       "truncated; restore it or remove it")
+    assert ours[1].startswith("error: another process of this run stopped (seen by rank ")  # not "internal error"
+    assert len(ours) == 2
