@@ -7,10 +7,15 @@ the target at both levels, then the two discriminators on detached outputs. Our 
 Trainer's own `_step` in its default fast configuration for the device, with all PIT components.
 Both run alternately on the same backbone and frame sizes: the paper's on a GPU, scaled down by
 CPU_SCALE on a CPU (where the same networks at full size would take minutes per step).
+
+Both learn at rate 0: the optimizers do all their arithmetic but the random weights stay put, so
+every timed step does the same work. At the paper's rate the random networks diverge within
+two steps, and NaN probabilities would leave region growing nothing to grow.
 """
 from __future__ import annotations
 
 import itertools
+import math
 import platform
 import resource
 import statistics
@@ -73,12 +78,12 @@ def _up(x, like):
 class ReferenceStep:
     """The AdaptSegNet-style step in fp32 NCHW, as the public code bases run it."""
 
-    def __init__(self, backbone: str, device, lr: float = 2.5e-4):
+    def __init__(self, backbone: str, device, lr: float = 0.0):
         self.model = DeepLabV2(backbone, NUM_CLASSES, (6, 12, 18, 24), aux=True).to(device).train()
         self.d_main = OutputDiscriminator(NUM_CLASSES).to(device)
         self.d_aux = OutputDiscriminator(NUM_CLASSES).to(device)
         self.optimizer = torch.optim.SGD(self.model.param_groups(lr, 10.0), lr=lr, momentum=0.9, weight_decay=5e-4)
-        self.d_optimizer = torch.optim.Adam([*self.d_main.parameters(), *self.d_aux.parameters()], lr=1e-4,
+        self.d_optimizer = torch.optim.Adam([*self.d_main.parameters(), *self.d_aux.parameters()], lr=lr,
                                             betas=(0.9, 0.99))
 
     def __call__(self, xs, ys, xt):
@@ -119,8 +124,8 @@ def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir,
     raw = Config().to_dict()
     raw["model"].update(backbone=backbone, weights="")
     raw["data"].update(source_size=list(source), target_size=list(target))
-    raw["method"].update(warmup=0)
-    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6,
+    raw["method"].update(warmup=0, disc_lr=0.0)
+    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6, lr=0.0,
                         **(fast_settings(device) if settings is None else settings))
     trainer = Trainer(Config.from_dict(raw, "pit bench"), run_dir, log=lambda *_: None)
     with warnings.catch_warnings():  # random weights are fine for timing: no "from scratch" warning
@@ -181,6 +186,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         say(f"  round {r + 1}/{rounds}: " + ", ".join(f"{name} {statistics.median(t):.0f} ms"
                                                      for name, t in times.items()))
     ref_t, pit_t = Timing(times["reference"]), Timing(times["pit"])
+    pit_losses = {k: float(v.detach()) for k, v in pit_step().items()}  # finite: the step did all its work
     profile_table = profile_step(pit_step, device) if profile else None
 
     # inference: the adapted network at frame size, batched, fast settings
@@ -236,6 +242,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         **({"pit_step_host_regions_ms": Timing(times["pit_host_regions"]).summary()} if "pit_host_regions" in times
            else {}),
         "first_step_ms": {k: round(v, 1) for k, v in first.items()},
+        "pit_losses": pit_losses,
         "speedup": round(ref_t.median / pit_t.median, 3),
         "peak_mem_mb": peak_mem,
         "gwrp_sort_ms": gwrp["sort"].summary(), "gwrp_topk_ms": gwrp["topk"].summary(),
@@ -316,6 +323,9 @@ def table(r: dict) -> str:
     lines += [f"{name:34} {t['median']:>10.1f} {t['min']:>9.1f} {t['max']:>9.1f} {t['n']:>4}" for name, t in rows]
     lines.append(f"speedup (reference / PIT): {r['speedup']:.2f}x   PIT / reference: {1 / r['speedup']:.2f}x")
     lines.append(f"region growing: OpenCV and torch labels {'equal' if r['regions_equal'] else 'DIFFER'}")
+    finite = all(math.isfinite(v) for v in r["pit_losses"].values())
+    lines.append("PIT losses after the timed steps: " + ("finite" if finite else "NOT FINITE") + ", "
+                 + ", ".join(f"{k} {v:.4g}" for k, v in r["pit_losses"].items()))
     lines.append(f"GWRP top-k: {r['gwrp_speedup']:.1f}x faster than the full sort, loss difference "
                  f"{r['gwrp_loss_diff']:.1e}")
     lines.append("inference: " + ", ".join(f"{s} {v['fps']:.1f} frames/s" for s, v in r["infer_fps"].items()))

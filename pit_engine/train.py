@@ -11,6 +11,7 @@ processes. Ranks take disjoint slices of each global batch (DistributedDataParal
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -309,9 +310,9 @@ class Trainer:
         """Layout, mixed precision, compilation and DistributedDataParallel around the raw modules.
 
         `self.model` and the discriminators stay the plain modules (state dicts, evaluation, the
-        teacher); `self.forward` and `self.disc_forward` are what the step calls. The step runs
-        each wrapped module forward once or twice and then one backward, with every trainable
-        parameter used, so DDP needs no unused-parameter search."""
+        teacher); `self.forward` and `self.disc_forward` are what the step calls. The step runs the
+        wrapped network twice, each pass with its own backward; the synchronised one (the
+        source pass) uses every trainable parameter, so DDP needs no unused-parameter search."""
         cfg = self.config.train
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -325,12 +326,17 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         wrap = (lambda module: DistributedDataParallel(module, device_ids=ids)) if self.world > 1 else (lambda m: m)
         self.forward = wrap(self.model)
+        self._ddp = self.forward if self.world > 1 else None
         self.disc_forward = {name: wrap(getattr(self, name)) for name in ("d_img", "d_out", "d_out_aux")
                              if getattr(self, name) is not None}
         if self.device.type == "cuda":  # fixed frame sizes: let cuDNN pick its fastest (dilated) convolutions
             torch.backends.cudnn.benchmark = True
         if cfg.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
             self.forward = torch.compile(self.forward, dynamic=False)
+
+    def _no_sync(self):
+        """DistributedDataParallel's gradient all-reduce held back (a no-op in one process)."""
+        return self._ddp.no_sync() if self._ddp is not None else contextlib.nullcontext()
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -465,16 +471,57 @@ class Trainer:
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
 
     def _step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step. The target pass runs and back-propagates before the source pass, so
+        only one domain's activations are held at a time: peak memory is the larger pass's, not
+        the sum of both. Their gradients add up in .grad. Under DistributedDataParallel the
+        target pass accumulates locally; the source pass, which uses every trainable parameter,
+        all-reduces the sum."""
         cfg, m = self.config, self.config.method
         dev = self.device
         layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        losses: dict[str, torch.Tensor] = {}
         src = _next(self.source_iter)
-        xs = src["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
-        ys = src["label"].to(dev, non_blocking=True)
         discs = list(self.disc_forward)
         for name in discs:  # the generator's adversarial terms must not train the discriminators
             getattr(self, name).requires_grad_(False)
+        self.optimizer.zero_grad(set_to_none=True)
+
+        target: dict[str, torch.Tensor] = {}
+        adapting = self.target is not None and self.iteration >= m.warmup
+        if adapting:
+            tgt = _next(self.target_iter)
+            xt = tgt["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
+            with self._no_sync():
+                with self._autocast():
+                    out_t = self.forward(xt)
+                    logits_t = _up(out_t.logits, xt).float()
+                    p_t = logits_t.softmax(1)
+                    # GWRP once per step: with gradients for L_img, detached for the pivot refresh
+                    pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
+                    if m.image_level or m.pixel_level:
+                        state = self._target_pivot(out_t, p_t, pooled_t, tgt)
+                    if m.image_level:
+                        target["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
+                                                                              pooled=pooled_t)
+                    if m.pixel_level:
+                        # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
+                        # step free of a host-device sync
+                        pseudo = self._pseudo_labels(xt, p_t, state)
+                        any_valid = (pseudo != IGNORE).any()
+                        ce = F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
+                        target["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
+                    if self.d_img is not None:
+                        target["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
+                    if self.d_out is not None:
+                        target["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
+                        if self.d_out_aux is not None and out_t.aux is not None:
+                            target["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
+                                self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
+                if target:
+                    self.scaler.scale(sum(target.values())).backward()
+
+        losses: dict[str, torch.Tensor] = {}
+        xs = src["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
+        ys = src["label"].to(dev, non_blocking=True)
         with self._autocast():
             out_s = self.forward(xs)
             logits_s = _up(out_s.logits, xs).float()
@@ -488,40 +535,10 @@ class Trainer:
             if m.image_level:
                 losses["img_src"] = m.lambda_img * M.image_level_loss(logits_s.softmax(1), v_s, m.gwrp_decay,
                                                                       m.gwrp_topk)
-
-            adapting = self.target is not None and self.iteration >= m.warmup
-            if adapting:
-                tgt = _next(self.target_iter)
-                xt = tgt["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
-                out_t = self.forward(xt)
-                logits_t = _up(out_t.logits, xt).float()
-                p_t = logits_t.softmax(1)
-                # GWRP once per step: with gradients for L_img, detached for the pivot refresh
-                pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
-                if m.image_level or m.pixel_level:
-                    state = self._target_pivot(out_t, p_t, pooled_t, tgt)
-                if m.image_level:
-                    losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
-                                                                          pooled=pooled_t)
-                if m.pixel_level:
-                    # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
-                    # step free of a host-device sync
-                    pseudo = self._pseudo_labels(xt, p_t, state)
-                    any_valid = (pseudo != IGNORE).any()
-                    ce = F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
-                    losses["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
-                if self.d_img is not None:
-                    losses["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
-                if self.d_out is not None:
-                    losses["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
-                    if self.d_out_aux is not None and out_t.aux is not None:
-                        losses["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
-                            self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
-
-        self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(sum(losses.values())).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        losses.update(target)
 
         if adapting and self.d_optimizer is not None:  # the discriminators learn source = 1, target = 0
             for name in discs:

@@ -1,5 +1,6 @@
 """`pit bench` runs end to end on the CPU and reports what it promises (timings are not asserted)."""
 import json
+import math
 
 from pit_engine.cli import main
 
@@ -19,6 +20,8 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert result["speedup"] > 0 and result["reference_step_ms"]["n"] == 1
     assert set(result["regions_ms"]) == {"opencv", "torch"} and result["regions_equal"] is True
     assert result["pit_step_ms"]["times"] == [result["pit_step_ms"]["median"]]
+    losses = result["pit_losses"]  # the random weights stay put (rate 0): still finite after the timed steps
+    assert all(math.isfinite(v) for v in losses.values()) and {"pix", "img_tgt", "align"} <= set(losses)
     assert profile.read_text().startswith("PIT step, 3 steps under the profiler") and "profile" not in result
     assert "aten::convolution_backward" in profile.read_text()
     assert "speedup (reference / PIT)" in capsys.readouterr().out
