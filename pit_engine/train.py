@@ -518,6 +518,9 @@ class Trainer:
                                 self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
                 if target:
                     self.scaler.scale(sum(target.values())).backward()
+            del logits_t  # full-resolution maps the discriminators do not need: free them for the source pass
+            if self.d_out is None:
+                del p_t
 
         losses: dict[str, torch.Tensor] = {}
         xs = src["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
