@@ -311,7 +311,7 @@ class Trainer:
 
         `self.model` and the discriminators stay the plain modules (state dicts, evaluation, the
         teacher); `self.forward` and `self.disc_forward` are what the step calls. The step runs the
-        wrapped network twice, each pass with its own backward; the synchronised one (the
+        wrapped modules in two passes, each with its own backward; the synchronised one (the
         source pass) uses every trainable parameter, so DDP needs no unused-parameter search."""
         cfg = self.config.train
         if cfg.channels_last:
@@ -326,17 +326,22 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         wrap = (lambda module: DistributedDataParallel(module, device_ids=ids)) if self.world > 1 else (lambda m: m)
         self.forward = wrap(self.model)
-        self._ddp = self.forward if self.world > 1 else None
         self.disc_forward = {name: wrap(getattr(self, name)) for name in ("d_img", "d_out", "d_out_aux")
                              if getattr(self, name) is not None}
+        self._ddp_modules = [self.forward, *self.disc_forward.values()] if self.world > 1 else []
+        self._layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if self.device.type == "cuda":  # fixed frame sizes: let cuDNN pick its fastest (dilated) convolutions
             torch.backends.cudnn.benchmark = True
         if cfg.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
             self.forward = torch.compile(self.forward, dynamic=False)
 
-    def _no_sync(self):
-        """DistributedDataParallel's gradient all-reduce held back (a no-op in one process)."""
-        return self._ddp.no_sync() if self._ddp is not None else contextlib.nullcontext()
+    def _no_sync(self) -> contextlib.ExitStack:
+        """DistributedDataParallel's gradient all-reduce held back for the network and the
+        discriminators (nothing to hold back in one process)."""
+        stack = contextlib.ExitStack()
+        for module in self._ddp_modules:
+            stack.enter_context(module.no_sync())
+        return stack
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -471,60 +476,74 @@ class Trainer:
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
 
     def _step(self) -> dict[str, torch.Tensor]:
-        """One optimizer step. The target pass runs and back-propagates before the source pass, so
-        only one domain's activations are held at a time: peak memory is the larger pass's, not
-        the sum of both. Their gradients add up in .grad. Under DistributedDataParallel the
-        target pass accumulates locally; the source pass, which uses every trainable parameter,
-        all-reduces the sum."""
-        cfg, m = self.config, self.config.method
-        dev = self.device
-        layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        """One optimizer step in two passes, target then source. Each pass back-propagates at
+        once, first the generator's terms, then the discriminators' half on detached outputs. So
+        only one domain's activations are alive at a time, and no network output is read after
+        the next forward pass (CUDA-graph replays may reuse its memory). The gradients add up in
+        .grad. Under DistributedDataParallel the target pass accumulates locally, and the source
+        pass, which uses every trainable parameter, all-reduces the sums."""
+        m = self.config.method
         src = _next(self.source_iter)
-        discs = list(self.disc_forward)
-        for name in discs:  # the generator's adversarial terms must not train the discriminators
-            getattr(self, name).requires_grad_(False)
+        self._discriminators_learn(False)  # the generator's adversarial terms must not train them
         self.optimizer.zero_grad(set_to_none=True)
-
-        target: dict[str, torch.Tensor] = {}
         adapting = self.target is not None and self.iteration >= m.warmup
+        train_d = adapting and self.d_optimizer is not None
+        if train_d:
+            self.d_optimizer.zero_grad(set_to_none=True)
+        target, d_target = {}, None
         if adapting:
-            tgt = _next(self.target_iter)
-            xt = tgt["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
             with self._no_sync():
-                with self._autocast():
-                    out_t = self.forward(xt)
-                    logits_t = _up(out_t.logits, xt).float()
-                    p_t = logits_t.softmax(1)
-                    # GWRP once per step: with gradients for L_img, detached for the pivot refresh
-                    pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
-                    if m.image_level or m.pixel_level:
-                        state = self._target_pivot(out_t, p_t, pooled_t, tgt)
-                    if m.image_level:
-                        target["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
-                                                                              pooled=pooled_t)
-                    if m.pixel_level:
-                        # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
-                        # step free of a host-device sync
-                        pseudo = self._pseudo_labels(xt, p_t, state)
-                        any_valid = (pseudo != IGNORE).any()
-                        ce = F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
-                        target["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
-                    if self.d_img is not None:
-                        target["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
-                    if self.d_out is not None:
-                        target["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
-                        if self.d_out_aux is not None and out_t.aux is not None:
-                            target["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
-                                self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
-                if target:
-                    self.scaler.scale(sum(target.values())).backward()
-            del logits_t  # full-resolution maps the discriminators do not need: free them for the source pass
-            if self.d_out is None:
-                del p_t
+                target, d_target = self._target_pass(_next(self.target_iter), train_d)
+        losses, d_source = self._source_pass(src, train_d)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        losses.update(target)
+        if train_d:  # the discriminators learn source = 1, target = 0
+            self.d_scaler.step(self.d_optimizer)
+            self.d_scaler.update()
+            losses["disc"] = d_source + d_target
+        return losses
 
+    def _target_pass(self, tgt: dict, train_d: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The target's loss terms, back-propagated; then the discriminators' target half."""
+        m = self.config.method
+        xt = tgt["image"].to(self.device, non_blocking=True).contiguous(memory_format=self._layout)
         losses: dict[str, torch.Tensor] = {}
-        xs = src["image"].to(dev, non_blocking=True).contiguous(memory_format=layout)
-        ys = src["label"].to(dev, non_blocking=True)
+        with self._autocast():
+            out_t = self.forward(xt)
+            logits_t = _up(out_t.logits, xt).float()
+            p_t = logits_t.softmax(1)
+            # GWRP once per step: with gradients for L_img, detached for the pivot refresh
+            pooled_t = M.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
+            if m.image_level or m.pixel_level:
+                state = self._target_pivot(out_t, p_t, pooled_t, tgt)
+            if m.image_level:
+                losses["img_tgt"] = m.lambda_img * M.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk,
+                                                                      pooled=pooled_t)
+            if m.pixel_level:
+                # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
+                # step free of a host-device sync
+                pseudo = self._pseudo_labels(xt, p_t, state)
+                any_valid = (pseudo != IGNORE).any()
+                ce = F.cross_entropy(logits_t, pseudo, ignore_index=IGNORE)
+                losses["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
+            if self.d_img is not None:
+                losses["align"] = m.lambda_align * M.adversarial_loss(self.d_img(out_t.features), real=True)
+            if self.d_out is not None:
+                losses["adv"] = m.lambda_adv * M.adversarial_loss(self.d_out(p_t), real=True)
+                if self.d_out_aux is not None and out_t.aux is not None:
+                    losses["adv_aux"] = m.lambda_adv_aux * M.adversarial_loss(
+                        self.d_out_aux(_up(out_t.aux, xt).float().softmax(1)), real=True)
+        if losses:
+            self.scaler.scale(sum(losses.values())).backward()
+        return losses, self._discriminator_half(out_t, logits_t, xt, real=False) if train_d else None
+
+    def _source_pass(self, src: dict, train_d: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The source's loss terms, back-propagated; then the discriminators' source half."""
+        cfg, m = self.config, self.config.method
+        xs = src["image"].to(self.device, non_blocking=True).contiguous(memory_format=self._layout)
+        ys = src["label"].to(self.device, non_blocking=True)
+        losses: dict[str, torch.Tensor] = {}
         with self._autocast():
             out_s = self.forward(xs)
             logits_s = _up(out_s.logits, xs).float()
@@ -539,32 +558,29 @@ class Trainer:
                 losses["img_src"] = m.lambda_img * M.image_level_loss(logits_s.softmax(1), v_s, m.gwrp_decay,
                                                                       m.gwrp_topk)
         self.scaler.scale(sum(losses.values())).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        losses.update(target)
+        return losses, self._discriminator_half(out_s, logits_s, xs, real=True) if train_d else None
 
-        if adapting and self.d_optimizer is not None:  # the discriminators learn source = 1, target = 0
-            for name in discs:
-                getattr(self, name).requires_grad_(True)
-            self.d_optimizer.zero_grad(set_to_none=True)
-            pairs = []
-            with self._autocast():
-                if self.d_img is not None:
-                    pairs.append(("d_img", out_s.features.detach(), out_t.features.detach()))
-                if self.d_out is not None:
-                    pairs.append(("d_out", logits_s.detach().softmax(1), p_t.detach()))
-                if self.d_out_aux is not None and out_s.aux is not None:
-                    pairs.append(("d_out_aux", _up(out_s.aux, xs).detach().float().softmax(1),
-                                  _up(out_t.aux, xt).detach().float().softmax(1)))
-                d_loss = 0.0
-                for name, fs, ft in pairs:
-                    disc = self.disc_forward[name]
-                    d_loss = d_loss + M.adversarial_loss(disc(fs), True) + M.adversarial_loss(disc(ft), False)
-            self.d_scaler.scale(d_loss).backward()
-            self.d_scaler.step(self.d_optimizer)
-            self.d_scaler.update()
-            losses["disc"] = d_loss.detach()
-        return losses
+    def _discriminator_half(self, out, logits: torch.Tensor, x: torch.Tensor, real: bool) -> torch.Tensor:
+        """One domain's half of the discriminators' loss, on detached outputs, back-propagated into
+        the discriminators alone (they change only at d_optimizer's step, after both halves)."""
+        self._discriminators_learn(True)
+        terms = []
+        with self._autocast():
+            if self.d_img is not None:
+                terms.append(M.adversarial_loss(self.disc_forward["d_img"](out.features.detach()), real))
+            if self.d_out is not None:
+                terms.append(M.adversarial_loss(self.disc_forward["d_out"](logits.detach().softmax(1)), real))
+            if self.d_out_aux is not None and out.aux is not None:
+                aux = _up(out.aux, x).detach().float().softmax(1)
+                terms.append(M.adversarial_loss(self.disc_forward["d_out_aux"](aux), real))
+        loss = sum(terms)
+        self.d_scaler.scale(loss).backward()
+        self._discriminators_learn(False)
+        return loss.detach()
+
+    def _discriminators_learn(self, on: bool) -> None:
+        for name in self.disc_forward:
+            getattr(self, name).requires_grad_(on)
 
     def _target_pivot(self, out_t, p_t, pooled_t, batch) -> torch.Tensor:
         """The target category vector: 1 present, 0 absent, -1 unsure (skipped)."""
