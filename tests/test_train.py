@@ -153,3 +153,36 @@ def test_a_corrupt_frame_in_a_loader_worker_is_one_line(tiny_demo, tmp_path):
     finished, _ = run(config, tmp_path / "run")
     assert finished.reason == "failed" and not finished.traceback
     assert finished.message.startswith("error: cannot read image") and "\n" not in finished.message
+
+
+def test_no_network_output_is_read_after_the_next_forward_pass(tiny_demo, tmp_path, monkeypatch):
+    # What CUDA-graph replays allow: once the network runs again, the memory of its last outputs
+    # may be reused. Poison them at every forward pass; the losses must not change.
+    config = tiny_config(tiny_demo, train={"iterations": 3}, method={"warmup": 1, "output_adv": True})
+
+    def losses(run):
+        steps = []
+        finished = Trainer(config, tmp_path / run, log=lambda *_: None).run(
+            lambda e: steps.append(e.losses) if isinstance(e, Step) else None)
+        assert finished.reason == "done", finished.message
+        return steps
+
+    clean = losses("clean")
+    fast_path = Trainer._fast_path
+
+    def poisoning(self):
+        fast_path(self)
+        forward, last = self.forward, []
+
+        def poisoned_forward(x):
+            with torch.no_grad():
+                for tensor in last:
+                    tensor.fill_(float("nan"))
+            out = forward(x)
+            last[:] = [t for t in (out.logits, out.aux, out.features, out.pivot) if t is not None]
+            return out
+        self.forward = poisoned_forward
+
+    monkeypatch.setattr(Trainer, "_fast_path", poisoning)
+    assert losses("poisoned") == clean
+    assert {"adv", "adv_aux", "align", "disc", "pix"} <= set(clean[-1])  # every reader of the outputs ran
