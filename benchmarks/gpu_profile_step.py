@@ -13,7 +13,6 @@ import statistics
 import tempfile
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from pit_engine import bench as B
 from pit_engine.train import resolve_device
@@ -60,17 +59,7 @@ def main() -> None:
               f"  peak {peak[name]:8.0f} MiB")
 
     t = trainers["bf16+channels_last" if device.type == "cuda" else "fp32 (tf32 convs)"]
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    steps = 5
-    with profile(activities=activities) as prof:
-        wall = sum(B._timed(t._step, device) for _ in range(steps)) / steps
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = prof.key_averages()
-    # kernels are attributed to the CPU-side operators that launched them: sum those alone
-    busy = sum(getattr(e, key) for e in events if e.device_type == torch.autograd.DeviceType.CPU) / 1000 / steps
-    print(f"profiled {steps} steps: wall {wall:.1f} ms/step, device busy {busy:.1f} ms/step "
-          f"({100 * busy / wall:.0f} %)")
-    print(events.table(sort_by=key, row_limit=25, max_name_column_width=60))
+    print(B.profile_step(t._step, device, steps=5))
 
 
 if __name__ == "__main__":

@@ -192,17 +192,14 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     # inference: the adapted network at frame size, batched, fast settings
     model = pit.model.eval()
     settings = fast_settings(device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings["amp"])
     infer = {}
     for w, h, batch in INFER:
         w, h = w // scale, h // scale
-        x = torch.randn(batch, 3, h, w, generator=g).to(device)
-        if settings["channels_last"]:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = torch.randn(batch, 3, h, w, generator=g).to(device).contiguous(memory_format=pit._layout)
 
         @torch.no_grad()
         def forward():
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with pit._autocast():  # the trainer's precision
                 return _up(model(x).logits, x).argmax(1)
         forward()
         ms = Timing([_timed(forward, device) for _ in range(max(3, rounds))])

@@ -39,6 +39,3 @@ def leave(wait: bool = True) -> None:
             dist.barrier()  # nobody tears the group down while rank 0 still writes its last checkpoint
         dist.destroy_process_group()
 
-
-def is_main() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0

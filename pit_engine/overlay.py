@@ -13,8 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, IGNORE, NUM_CLASSES
 
-BOUNDARY_COLOUR = np.array((255, 255, 255), np.uint8)
-BOUNDARY_SCALAR = (255, 255, 255, 0)  # OR-ing it sets a pixel to BOUNDARY_COLOUR
+BOUNDARY_SCALAR = (255, 255, 255, 0)  # OR-ing it sets a pixel to white, the boundary colour
 
 
 def boundaries(classes: np.ndarray) -> np.ndarray:

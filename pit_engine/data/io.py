@@ -24,6 +24,11 @@ _UMASK = os.umask(0o022)  # read once at import: os.umask is process-wide and ra
 os.umask(_UMASK)
 
 
+def _reason(exc: Exception, path) -> str:
+    """The library's message without the path in it: the one line says the path once."""
+    return str(exc).replace(f" '{path}'", "").replace(str(path), "the file")
+
+
 def _open(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -36,8 +41,7 @@ def _open(path: Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError("image is implausibly large", path, "check the file; it is not a frame") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        reason = str(exc).replace(f" '{path}'", "").replace(str(path), "the file")  # the path is said once, below
-        raise UserError(f"cannot read image: {reason}", path,
+        raise UserError(f"cannot read image: {_reason(exc, path)}", path,
                         "the file is corrupt or truncated; restore it or remove it") from None
 
 
@@ -105,8 +109,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except (OSError, ValueError, SyntaxError) as exc:
-        reason = str(exc).replace(f" '{path}'", "").replace(str(path), "the file")  # the path is said once, below
-        raise UserError(f"cannot read image: {reason}", path, "the file is corrupt; restore it or remove it") from None
+        raise UserError(f"cannot read image: {_reason(exc, path)}", path,
+                        "the file is corrupt; restore it or remove it") from None
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
