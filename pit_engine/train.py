@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from pit_engine import compile_cache
 from pit_engine import method as M
 from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
@@ -298,7 +299,8 @@ class Trainer:
                                     "continue it with --resume, or choose a new --out")
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 cfg.save(self.run_dir / "config.toml")
-        self._log_event(f"started at iteration {self.iteration} on {self.device}")
+        self._log_event(f"started at iteration {self.iteration} on {self.device}"
+                        + (f", torch.compile cache {compile_cache()}" if cfg.train.compile else ""))
         pin = self.device.type == "cuda"
         self.source_iter = _loader(self.source, seed, self.iteration, cfg.train.batch_size, self.rank, self.world,
                                    d.workers, pin)
@@ -333,6 +335,8 @@ class Trainer:
         if self.device.type == "cuda":  # fixed frame sizes: let cuDNN pick its fastest (dilated) convolutions
             torch.backends.cudnn.benchmark = True
         if cfg.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
+            self._say("torch.compile: the first steps compile the network (minutes, or seconds from the cache "
+                      f"in {compile_cache()})")
             self.forward = torch.compile(self.forward, dynamic=False)
 
     def _no_sync(self) -> contextlib.ExitStack:

@@ -1,5 +1,9 @@
 """The training fast path on the CPU: mixed precision and channels_last track the fp32 NCHW
 losses. (torch.compile and CUDA are checked by benchmarks/gpu_check.sh on a GPU.)"""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -66,3 +70,17 @@ def test_a_failing_compiler_is_one_line(tiny_demo, tmp_path, monkeypatch):
     assert finished.message == ("error: torch.compile failed: InvalidCxxCompiler: No working C++ compiler found "
                                 "(train.compile) — set train.compile = false (slower, same results)")
     assert "Traceback" in (tmp_path / "run" / "events.log").read_text()  # the details stay in the run's log
+
+
+@pytest.mark.parametrize("preset", [None, "chosen"])
+def test_the_compile_cache_outlives_tmp_and_a_users_choice_is_kept(tmp_path, preset):
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    if preset:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / preset)
+    # importing torch (through torchvision) fills the variable with torch's /tmp default: the engine must come first
+    code = ("import pit_engine.train, torch._inductor.runtime.cache_dir_utils as c, pit_engine; "
+            "print(c.cache_dir()); print(pit_engine.compile_cache())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    expected = tmp_path / preset if preset else tmp_path / "xdg" / "pit-studio" / "torch-compile"
+    assert out.split() == [str(expected)] * 2
