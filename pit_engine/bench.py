@@ -145,7 +145,7 @@ def _batch(size, device, generator, labelled=True):
 
 def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: int = 3, steps: int = 2,
               compile_: bool = False, say=print, profile: bool = False, compile_mode: str = "default") -> dict:
-    device = resolve_device(device_name)
+    device = resolve_device(device_name, "--device")
     scale = 1 if device.type == "cuda" else CPU_SCALE
     source = (SOURCE[0] // scale, SOURCE[1] // scale)
     target = (TARGET[0] // scale, TARGET[1] // scale)

@@ -141,7 +141,7 @@ def cmd_eval(args) -> int:
     from pit_engine.train import resolve_device
 
     kind, root, split = _parse_data(args.data)
-    result = evaluate_checkpoint(args.checkpoint, kind, root, split, device=resolve_device(args.device),
+    result = evaluate_checkpoint(args.checkpoint, kind, root, split, device=resolve_device(args.device, "--device"),
                                  progress=_progress("evaluating"))
     print(f"{result.frames} frame(s) of {kind} {root}" + (f" ({split})" if split else ""))
     for name, value in result.miou.items():
@@ -172,7 +172,7 @@ def cmd_predict(args) -> int:
     from pit_engine.export import predict_files
     from pit_engine.train import resolve_device
 
-    result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device), args.overwrite,
+    result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device, "--device"), args.overwrite,
                            progress=_progress("predicting"))
     print(f"wrote {len(result['frames'])} frame(s) to {args.out}"
           + (f"; skipped {len(result['skipped'])}" if result["skipped"] else ""))
@@ -186,7 +186,7 @@ def cmd_export(args) -> int:
     if not 0 <= args.alpha <= 1:
         raise UserError(f"--alpha {args.alpha} is outside 0..1", "--alpha", "e.g. --alpha 0.5")
     index = export_overlays(args.checkpoint, args.inputs, args.out, args.compare, args.alpha,
-                            resolve_device(args.device), args.overwrite, progress=_progress("exporting"))
+                            resolve_device(args.device, "--device"), args.overwrite, progress=_progress("exporting"))
     print(f"wrote {len(index['frames'])} frame(s) and index.json to {args.out}"
           + (f"; skipped {len(index['skipped'])} (listed in index.json)" if index["skipped"] else ""))
     return 0

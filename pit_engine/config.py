@@ -165,7 +165,7 @@ class Config:
             if getattr(getattr(self, section), name) < 1:
                 raise UserError(f"'{key}' must be at least 1", where, "fix the value")
         device = self.train.device
-        if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:") and device[5:].isdigit()):
+        if not is_device_name(device):
             raise UserError(f"'train.device' is '{device}'", where, "use auto, cpu, cuda or cuda:N")
 
     @classmethod
@@ -179,6 +179,10 @@ class Config:
             raise UserError(f"not valid TOML: {exc}", path, "fix the syntax") from None
         apply_overrides(raw, overrides)
         return cls.from_dict(raw, str(path))
+
+
+def is_device_name(name: str) -> bool:
+    return name in ("auto", "cpu", "cuda") or name.startswith("cuda:") and name[5:].isdigit()
 
 
 def _check_type(value, hint, key: str, where: str):

@@ -67,7 +67,7 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
              say=print, on_event=None) -> dict:
     start = time.perf_counter()
     out = Path(out)
-    dev = str(resolve_device(device))
+    dev = str(resolve_device(device, "--device"))
     data = out / "data"
     ensure_data(data, quick, say)
     rows = list(ROWS) if ablation else ["source_only", "pit"]

@@ -34,7 +34,7 @@ from pit_engine import compile_cache
 from pit_engine import method as M
 from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
-from pit_engine.config import Config
+from pit_engine.config import Config, is_device_name
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.io import atomic_write
 from pit_engine.data.transforms import Transform, get_normalization
@@ -45,16 +45,20 @@ from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Ste
 from pit_engine.models import ImageDiscriminator, OutputDiscriminator, build_model
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, where: str = "train.device") -> torch.device:
+    """A device name as torch wants it; `where` names the setting the user gave it in."""
+    if not is_device_name(name):
+        raise UserError(f"unknown device '{name}'", where, "use auto, cpu, cuda or cuda:N")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", "train.device",
-                            "use --device cpu (or auto)")
+            raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", where,
+                            f"use {where} cpu (or auto)" if where.startswith("--") else
+                            f"set {where} = \"cpu\" (or \"auto\")")
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise UserError(f"no GPU {index}; this machine has {torch.cuda.device_count()}", "train.device",
+            raise UserError(f"no GPU {index}; this machine has {torch.cuda.device_count()}", where,
                             "pick an existing GPU index")
         return torch.device("cuda", index)  # indexed: torch.cuda.set_device refuses a bare "cuda"
     return torch.device(name)

@@ -108,3 +108,19 @@ def test_console_script_prints_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: no leftImg8bit/ folder")
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("gpu", "error: unknown device 'gpu' (--device) — use auto, cpu, cuda or cuda:N"),
+    ("cuda:one", "error: unknown device 'cuda:one' (--device) — use auto, cpu, cuda or cuda:N"),
+])
+def test_a_wrong_device_flag_names_the_flag(device, expected, capsys):
+    code, _, errors = run_cli(["bench", "--device", device], capsys)
+    assert code == 2 and errors == [expected]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_missing_gpu_names_the_flag(capsys):
+    code, _, errors = run_cli(["bench", "--device", "cuda"], capsys)
+    assert code == 2 and errors == ["error: device 'cuda' asked for, but no CUDA GPU is available (--device) — "
+                                    "use --device cpu (or auto)"]
