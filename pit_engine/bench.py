@@ -14,6 +14,7 @@ two steps, and NaN probabilities would leave region growing nothing to grow.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import platform
@@ -189,21 +190,15 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     pit_losses = {k: float(v.detach()) for k, v in pit_step().items()}  # finite: the step did all its work
     profile_table = profile_step(pit_step, device) if profile else None
 
-    # inference: the adapted network at frame size, batched, fast settings
+    # inference: the adapted network at frame size, batched, in the trainer's fast settings; on a
+    # GPU also in fp32 NCHW, as Predictor (the GUI, pit predict / eval) runs it
     model = pit.model.eval()
     settings = fast_settings(device)
-    infer = {}
-    for w, h, batch in INFER:
-        w, h = w // scale, h // scale
-        x = torch.randn(batch, 3, h, w, generator=g).to(device).contiguous(memory_format=pit._layout)
-
-        @torch.no_grad()
-        def forward():
-            with pit._autocast():  # the trainer's precision
-                return _up(model(x).logits, x).argmax(1)
-        forward()
-        ms = Timing([_timed(forward, device) for _ in range(max(3, rounds))])
-        infer[f"{w}x{h}"] = {"batch": batch, "fps": round(1000 * batch / ms.median, 2), "ms_per_batch": ms.summary()}
+    infer = _inference(model, device, scale, rounds, g, pit._autocast, pit._layout)
+    infer_fp32 = None
+    if device.type == "cuda":
+        model.to(memory_format=torch.contiguous_format)
+        infer_fp32 = _inference(model, device, scale, rounds, g, contextlib.nullcontext, torch.contiguous_format)
 
     # overlay rendering (CPU, numpy + OpenCV), full size on every device
     rng = np.random.default_rng(0)
@@ -244,11 +239,27 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
         "peak_mem_mb": peak_mem,
         "gwrp_sort_ms": gwrp["sort"].summary(), "gwrp_topk_ms": gwrp["topk"].summary(),
         "gwrp_speedup": round(gwrp["sort"].median / gwrp["topk"].median, 2), "gwrp_loss_diff": loss_diff,
-        "infer_fps": infer,
+        "infer_fps": infer, **({"infer_fps_fp32": infer_fp32} if infer_fp32 else {}),
         "overlay_ms": overlay_t.summary(),
         "regions_ms": regions, "regions_equal": regions_equal,
         **({"profile": profile_table} if profile else {}),
     }
+
+
+def _inference(model, device, scale: int, rounds: int, g, autocast, layout) -> dict:
+    infer = {}
+    for w, h, batch in INFER:
+        w, h = w // scale, h // scale
+        x = torch.randn(batch, 3, h, w, generator=g).to(device).contiguous(memory_format=layout)
+
+        @torch.no_grad()
+        def forward():
+            with autocast():
+                return _up(model(x).logits, x).argmax(1)
+        forward()
+        ms = Timing([_timed(forward, device) for _ in range(max(3, rounds))])
+        infer[f"{w}x{h}"] = {"batch": batch, "fps": round(1000 * batch / ms.median, 2), "ms_per_batch": ms.summary()}
+    return infer
 
 
 def profile_step(step, device, steps: int = 3) -> str:
@@ -316,6 +327,8 @@ def table(r: dict) -> str:
     rows += [("GWRP full sort", r["gwrp_sort_ms"]), ("GWRP top-k", r["gwrp_topk_ms"]),
              ("overlay 2048x1024", r["overlay_ms"])]
     rows += [(f"inference {size} x{v['batch']}", v["ms_per_batch"]) for size, v in r["infer_fps"].items()]
+    rows += [(f"inference {size} x{v['batch']}, fp32 NCHW", v["ms_per_batch"])
+             for size, v in r.get("infer_fps_fp32", {}).items()]
     lines = [f"{'measure':34} {'median ms':>10} {'min':>9} {'max':>9} {'n':>4}"]
     lines += [f"{name:34} {t['median']:>10.1f} {t['min']:>9.1f} {t['max']:>9.1f} {t['n']:>4}" for name, t in rows]
     lines.append(f"speedup (reference / PIT): {r['speedup']:.2f}x   PIT / reference: {1 / r['speedup']:.2f}x")
@@ -325,7 +338,8 @@ def table(r: dict) -> str:
                  + ", ".join(f"{k} {v:.4g}" for k, v in r["pit_losses"].items()))
     lines.append(f"GWRP top-k: {r['gwrp_speedup']:.1f}x faster than the full sort, loss difference "
                  f"{r['gwrp_loss_diff']:.1e}")
-    lines.append("inference: " + ", ".join(f"{s} {v['fps']:.1f} frames/s" for s, v in r["infer_fps"].items()))
+    lines.append("inference: " + ", ".join(f"{s} {v['fps']:.1f} frames/s" for s, v in r["infer_fps"].items())
+                 + "".join(f", fp32 NCHW {s} {v['fps']:.1f} frames/s" for s, v in r.get("infer_fps_fp32", {}).items()))
     lines.append(f"peak memory (MiB): {r['peak_mem_mb']}")
     lines.append(f"first steps (warm-up{', compilation' if r['pit_settings']['compile'] else ''}, ms): "
                  f"{r['first_step_ms']}")
