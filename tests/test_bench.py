@@ -2,6 +2,7 @@
 import json
 import math
 
+from pit_engine.bench import table
 from pit_engine.cli import main
 
 KEYS = ("device", "reference_step_ms", "pit_step_ms", "speedup", "peak_mem_mb", "gwrp_sort_ms", "gwrp_topk_ms",
@@ -25,6 +26,9 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert profile.read_text().startswith("PIT step, 3 steps under the profiler") and "profile" not in result
     assert "aten::convolution_backward" in profile.read_text()
     assert "speedup (reference / PIT)" in capsys.readouterr().out
+    assert "infer_fps_fp32" not in result  # the fast settings are fp32 NCHW on a CPU: nothing to compare
+    result["infer_fps_fp32"] = result["infer_fps"]  # as on a GPU
+    assert "inference 256x128 x8, fp32 NCHW" in table(result) and ", fp32 NCHW 512x256 " in table(result)
 
 
 def test_bench_refuses_bad_arguments(capsys):
