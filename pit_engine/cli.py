@@ -141,9 +141,13 @@ def cmd_eval(args) -> int:
     from pit_engine.train import resolve_device
 
     kind, root, split = _parse_data(args.data)
+    if args.workers < 0:
+        raise UserError("--workers must be 0 or more", "pit eval", "e.g. --workers 4")
     result = evaluate_checkpoint(args.checkpoint, kind, root, split, device=resolve_device(args.device, "--device"),
-                                 progress=_progress("evaluating"))
-    print(f"{result.frames} frame(s) of {kind} {root}" + (f" ({split})" if split else ""))
+                                 progress=_progress("evaluating"), workers=args.workers,
+                                 warn=lambda text: tqdm.write(text, file=sys.stderr))  # not through the bar
+    print(f"{result.frames} frame(s) of {kind} {root}" + (f" ({split})" if split else "")
+          + (f"; skipped {result.skipped} unreadable" if result.skipped else ""))
     for name, value in result.miou.items():
         print(f"{name}: {100 * value:.2f}")
     for name, value in result.per_class.items():
@@ -253,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
     ev.add_argument("--data", required=True, metavar="KIND:ROOT[:SPLIT]", help="e.g. cityscapes:/data/cityscapes:val")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--workers", type=int, default=2, help="processes that read the frames (default 2; 0: none)")
     ev.add_argument("--json", help="also write the result as JSON")
     ev.set_defaults(func=cmd_eval)
 

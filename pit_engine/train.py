@@ -286,7 +286,7 @@ class Trainer:
                 self.target.samples = [dataclasses.replace(s, label=None) for s in self.target.samples]
         self.val = None
         val_root = d.val_root or d.target_root
-        if val_root and self.is_main:
+        if val_root:  # every rank evaluates a share of the frames
             try:
                 val = open_dataset(d.val_kind, val_root, d.val_split if d.val_kind == "cityscapes" else None)
                 self.val = val if val.labelled else None
@@ -358,6 +358,11 @@ class Trainer:
     def _say(self, text: str) -> None:
         if self.is_main:
             self.log_fn(text)
+
+    def _warn(self, text: str) -> None:
+        """Said by whichever rank met it (each rank reads its own share of the evaluation frames)."""
+        self.log_fn(text)
+        self._log_event(text)
 
     # checkpoints ----------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -457,10 +462,11 @@ class Trainer:
                 self._metrics({"kind": "step", "iteration": self.iteration, "lr": lr, **values})
                 self._emit(Step(self.iteration, values, lr, rate, eta))
             last = self.iteration == total
-            if self.val is not None and (last or cfg.train.eval_every and self.iteration % cfg.train.eval_every == 0):
-                self._evaluate()
+            # the checkpoint first: whatever the evaluation meets, this iteration's weights are kept
             if last or cfg.train.checkpoint_every and self.iteration % cfg.train.checkpoint_every == 0:
                 self._save()
+            if self.val is not None and (last or cfg.train.eval_every and self.iteration % cfg.train.eval_every == 0):
+                self._evaluate()
         return Finished("done", f"finished {total} iterations", self.iteration)
 
     def _window_means(self, sums: dict, steps: int) -> dict[str, float]:
@@ -478,9 +484,11 @@ class Trainer:
         cfg = self.config
         m = cfg.method
         result = evaluate(self.model, self.val, self.subsets, cfg.eval.size, self.normalization, self.device,
-                          m.tau_lo, m.tau_hi, m.min_pixels, cfg.eval.max_frames, None, m.gwrp_decay, m.refresh_pivot)
+                          m.tau_lo, m.tau_hi, m.min_pixels, cfg.eval.max_frames, None, m.gwrp_decay, m.refresh_pivot,
+                          cfg.data.workers, self.rank, self.world, warn=self._warn)
         self._metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
-        self._log_event(f"evaluated at {self.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items()))
+        self._log_event(f"evaluated at {self.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
+                        + f" on {result.frames} frames" + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
 
     def _step(self) -> dict[str, torch.Tensor]:

@@ -22,9 +22,13 @@ def _run(args, cwd, timeout=300):
     return done
 
 
-def _steps(run):
+def _records(run, kind):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-            if json.loads(line)["kind"] == "step"]
+            if json.loads(line)["kind"] == kind]
+
+
+def _steps(run):
+    return _records(run, "step")
 
 
 def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
@@ -43,6 +47,10 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
             assert two[0][term] == pytest.approx(one[0][term], rel=1e-5), term
     # after one optimizer step the models still agree: the gradients were averaged across ranks
     assert two[1]["seg"] == pytest.approx(one[1]["seg"], rel=1e-4)
+    # the final evaluation: each rank took half of the 4 val frames, and the counts were summed
+    one_eval, two_eval = (_records(tmp_path / run, "eval")[-1] for run in ("run1", "run2"))
+    assert one_eval["frames"] == two_eval["frames"] == 4
+    assert two_eval["miou"]["mIoU19"] == pytest.approx(one_eval["miou"]["mIoU19"], abs=1e-3)
     run2 = tmp_path / "run2"
     assert sorted(p.name for p in (run2 / "checkpoints").iterdir()) == ["iter_0000004.pt"]
     assert (run2 / "events.log").read_text().count("started at iteration") == 1

@@ -186,3 +186,42 @@ def test_no_network_output_is_read_after_the_next_forward_pass(tiny_demo, tmp_pa
     monkeypatch.setattr(Trainer, "_fast_path", poisoning)
     assert losses("poisoned") == clean
     assert {"adv", "adv_aux", "align", "disc", "pix"} <= set(clean[-1])  # every reader of the outputs ran
+
+
+def test_an_unreadable_val_frame_is_skipped_and_the_checkpoint_kept(tiny_demo, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_demo / "target", data / "target")
+    broken = sorted((data / "target/leftImg8bit/val").rglob("*.png"))[1]
+    broken.write_bytes(broken.read_bytes()[:200])
+    config = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2, "checkpoint_every": 2},
+                         data={"target_root": str(data / "target"), "workers": 1})
+    said = []
+    finished, events = run(config, tmp_path / "run", log=said.append)
+    assert finished.reason == "done", finished.message
+    assert (tmp_path / "run/checkpoints/iter_0000002.pt").is_file()
+    assert said.count(f"warning: skipped {broken}: cannot read image: image file is truncated") == 1
+    record = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()][-1]
+    assert record["kind"] == "eval" and record["frames"] == 3 and record["skipped"] == 1
+    assert "on 3 frames, 1 unreadable skipped" in (tmp_path / "run/events.log").read_text()
+    # `pit eval` skips it too, with the same warning, and says so
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--data", f"cityscapes:{data / 'target'}:val"]) == 0
+    out, err = capsys.readouterr()
+    assert "4 frame(s)" not in out and "3 frame(s)" in out and "skipped 1 unreadable" in out
+    assert f"warning: skipped {broken}: cannot read image: image file is truncated" in err
+
+
+def test_evaluation_reads_frames_in_workers_with_the_same_result(tiny_demo):
+    from pit_engine.classes import EVAL_SUBSETS
+    from pit_engine.data.datasets import open_dataset
+    from pit_engine.data.transforms import get_normalization
+    from pit_engine.evaluate import evaluate
+    from pit_engine.models import build_model
+
+    torch.manual_seed(0)
+    model, _ = build_model("small", 19, (6, 12, 18, 24), True, "", log=lambda *_: None)
+    val = open_dataset("cityscapes", tiny_demo / "target", "val")
+    results = [evaluate(model, val, EVAL_SUBSETS["gta5"], (64, 32), get_normalization("imagenet"), "cpu",
+                        workers=workers).to_dict() for workers in (0, 2)]
+    assert results[0] == results[1] and results[0]["frames"] == 4
