@@ -176,8 +176,8 @@ def cmd_predict(args) -> int:
     from pit_engine.export import predict_files
     from pit_engine.train import resolve_device
 
-    result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device, "--device"), args.overwrite,
-                           progress=_progress("predicting"))
+    result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device, "--device"),
+                           args.overwrite, progress=_progress("predicting"))
     print(f"wrote {len(result['frames'])} frame(s) to {args.out}"
           + (f"; skipped {len(result['skipped'])}" if result["skipped"] else ""))
     return 0

@@ -487,8 +487,9 @@ class Trainer:
                           m.tau_lo, m.tau_hi, m.min_pixels, cfg.eval.max_frames, None, m.gwrp_decay, m.refresh_pivot,
                           cfg.data.workers, self.rank, self.world, warn=self._warn)
         self._metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
-        self._log_event(f"evaluated at {self.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
-                        + f" on {result.frames} frames" + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
+        self._log_event(f"evaluated at {self.iteration}: {scores} on {result.frames} frames"
+                        + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
 
     def _step(self) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 import json
 import math
 
+from conftest import REPO
 from pit_engine.bench import table
 from pit_engine.cli import main
 
@@ -34,3 +35,24 @@ def test_bench_writes_every_key(tmp_path, capsys):
 def test_bench_refuses_bad_arguments(capsys):
     assert main(["bench", "--backbone", "vgg"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown backbone 'vgg'")
+
+
+def test_the_tensor_memory_count_sees_views_once_and_frees():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("step_memory", REPO / "benchmarks" / "step_memory.py")
+    step_memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_memory)
+    mib = 2 ** 20
+    kept = torch.ones(mib, dtype=torch.uint8)
+    with step_memory.TensorMemory(kept) as memory:
+        a = torch.empty(mib, dtype=torch.uint8)
+        view = a[10:].view(-1)  # the same storage
+        b = torch.zeros(2 * mib, dtype=torch.uint8)
+        del b
+        c = kept * 2
+    assert memory.peak == 4 * mib  # kept + a + b
+    assert memory.live == 3 * mib  # kept + a + c: b was freed, the view added nothing
+    assert view.numel() == mib - 10 and c.sum() == 2 * mib
