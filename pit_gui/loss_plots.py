@@ -200,8 +200,9 @@ class LossPlots(QWidget):
         self._timer.start()
 
     def _set_log(self, on: bool) -> None:
-        for plot in self.plots.values():
+        for term, plot in self.plots.items():
             plot.setLogMode(False, on)
+            self._hold_flat_axis(term)
 
     def set_term_visible(self, term: str, visible: bool) -> None:
         (self.hidden.discard if visible else self.hidden.add)(term)
@@ -267,9 +268,21 @@ class LossPlots(QWidget):
                 continue
             raw, smooth = self._curves(run, term)
             x = series.x
+            if term != MIOU:  # a lone point (a term's first log) is a dot: a line needs two
+                raw.setSymbol("o" if series.n == 1 else None)
             raw.setData(x, series.y, connect="finite")
             if term == MIOU:  # few points, each an evaluation: no smoothing
                 smooth.setData([], [])
             else:
                 smooth.setData(x, series.smooth, connect="finite")
+            self._hold_flat_axis(term)
         self._dirty.clear()
+
+    def _hold_flat_axis(self, term: str) -> None:
+        """A flat curve's y axis spans at least 0.1 % of its values, not the float noise on them,
+        whose ticks would read 0.11641079187393186, 0.11641079187393258."""
+        finite = [series.y[np.isfinite(series.y)] for run in self.series.values()
+                  if (series := run.get(term)) is not None]
+        scale = max((float(np.abs(y).max()) for y in finite if y.size), default=0.0)
+        span = 4e-4 if self.log_scale.isChecked() else max(1e-3 * scale, 1e-12)  # log mode: log10 units (0.1 %)
+        self.plots[term].getViewBox().setLimits(minYRange=span)

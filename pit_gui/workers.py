@@ -299,7 +299,7 @@ class InferenceWorker(QObject):
         return self._a is not None or self._b is not None
 
     def _load(self, generation, checkpoint_a, checkpoint_b):
-        loaded = []
+        loaded, errors = [], []
         for checkpoint in (checkpoint_a, checkpoint_b):
             if not checkpoint:
                 loaded.append(None)
@@ -308,9 +308,13 @@ class InferenceWorker(QObject):
                 loaded.append(Predictor.from_checkpoint(checkpoint, self.device))
             except Exception as exc:
                 loaded.append(None)
-                self.failed.emit("", _line(exc))
+                errors.append(_line(exc))
         self._a, self._b = loaded
+        # the view forgets a failed checkpoint before the dialog says why, so nothing done after
+        # the dialog (opening the other slot, say) can try the broken file again
         self.models_loaded.emit(generation, self._a.name if self._a else "", self._b.name if self._b else "")
+        for line in errors:
+            self.failed.emit("", line)
 
     def _predict(self, generation, path: Path):
         try:

@@ -376,3 +376,28 @@ def test_screenshot_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pit_gui", str(tmp_path / "nope"), "--screenshot", str(out)], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: not found") and bad.stderr.count("\n") == 1
+
+
+def test_a_flat_curve_gets_a_readable_axis_and_a_lone_point_a_dot(qtbot):
+    from pit_gui.loss_plots import LossPlots
+
+    plots = LossPlots()
+    qtbot.addWidget(plots)
+    plots.resize(900, 600)
+    plots.show()
+    flat = 0.1164107918739322
+    plots.add_records([{"kind": "step", "iteration": i, "pix": flat * (1 + (i % 3) * 1e-16), "seg": 1.0 / i}
+                       for i in range(1, 30)])
+    y_range = lambda term: plots.plots[term].getViewBox().viewRange()[1]  # noqa: E731
+    # a moving curve keeps its own range; the flat one spans 0.1 %, not the 7e-16 of its noise
+    qtbot.waitUntil(lambda: y_range("seg")[0] < 1 / 29 and y_range("seg")[1] > 1, timeout=5000)
+    lo, hi = y_range("pix")
+    assert hi - lo >= 0.99e-3 * flat and lo < flat < hi
+    plots.add_records([{"kind": "step", "iteration": 30, "pix_first": 0.5}])  # one point so far: a dot
+    plots._redraw()
+    symbol = lambda term: plots.curves[("main", term)][0].opts["symbol"]  # noqa: E731
+    assert symbol("pix_first") == "o" and symbol("pix") is None
+    plots.log_scale.setChecked(True)
+    qtbot.waitUntil(lambda: y_range("pix")[1] < 0, timeout=5000)  # log10 of 0.116
+    lo, hi = y_range("pix")
+    assert hi - lo >= 3.9e-4
