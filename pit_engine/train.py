@@ -292,6 +292,12 @@ class Trainer:
                 self.val = val if val.labelled else None
             except UserError as exc:
                 self._say(f"no evaluation: {exc.line()}")
+        if self.world > 1:  # the evaluation ends in an all-reduce: every rank takes part, or none
+            everyone = torch.tensor([int(self.val is not None)], device=self.device)
+            dist.all_reduce(everyone, op=dist.ReduceOp.MIN)
+            if self.val is not None and not everyone.item():
+                self.val = None
+                self._say("no evaluation: the val data is not readable by every process of this run")
         self.subsets = EVAL_SUBSETS[d.source_kind]
 
         if self.resume_from:

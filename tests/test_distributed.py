@@ -79,3 +79,25 @@ def test_a_failing_rank_stops_the_run_with_one_line_each(tiny_demo, tmp_path):
                        "truncated; restore it or remove it")
     assert ours[1].startswith("error: another process of this run stopped (seen by rank ")  # not "internal error"
     assert len(ours) == 2
+
+
+def test_no_rank_evaluates_when_one_cannot_read_the_val_data(tiny_demo, tmp_path):
+    # rank 1 cannot open the val split (a node without that disk, say): the ranks agree at the
+    # start to skip the evaluation, whose final all-reduce would otherwise wait for rank 1 forever
+    (tmp_path / "rank1_without_val.py").write_text(
+        "import os, sys\n"
+        "import pit_engine.train as train\n"
+        "from pit_engine.cli import main\n"
+        "from pit_engine.errors import UserError\n"
+        "real = train.open_dataset\n"
+        "def open_dataset(kind, root, split=None, *args):\n"
+        "    if split == 'val' and os.environ['RANK'] == '1':\n"
+        "        raise UserError('folder not found', root, 'mount it')\n"
+        "    return real(kind, root, split, *args)\n"
+        "train.open_dataset = open_dataset\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    tiny_config(tiny_demo, train={"batch_size": 1, "iterations": 2}, method={"warmup": 1}).save(tmp_path / "two.toml")
+    done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "rank1_without_val.py",
+                 "train", "--config", "two.toml", "--out", "run"], tmp_path, timeout=120)
+    assert "no evaluation: the val data is not readable by every process of this run" in done.stdout + done.stderr
+    assert _records(tmp_path / "run", "eval") == [] and len(_records(tmp_path / "run", "step")) == 2
