@@ -111,7 +111,8 @@ def cmd_train(args) -> int:
     distributed.join(config.train.device)
     finished = None
     try:
-        trainer = Trainer(config, run_dir, resume=bool(args.resume), log=lambda t: print(t, file=sys.stderr))
+        trainer = Trainer(config, run_dir, resume=bool(args.resume),
+                          log=lambda t: tqdm.write(t, file=sys.stderr))  # above the progress bar, not through it
         if trainer.is_main:
             print(f"run directory: {trainer.run_dir}" + (f" ({trainer.world} processes)" if trainer.world > 1 else ""),
                   file=sys.stderr)
