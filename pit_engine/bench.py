@@ -167,11 +167,12 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs are free
             return pit._step()
     variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit_step}
+    settings = fast_settings(device)
     if device.type != "cpu":  # the same step with region growing on the host (OpenCV), for comparison
         variants["pit_host_regions"] = lambda: _with_regions_backend(pit, pit_step, "opencv")
 
     say(f"pit bench on {describe(device)}: {backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}"
-        + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {fast_settings(device)}"
+        + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {settings}"
         + (f", compiled ({compile_mode})" if compile_ else ""))
     first = {name: _timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
     times = {name: [] for name in variants}
@@ -193,7 +194,6 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     # inference: the adapted network at frame size, batched, in the trainer's fast settings; on a
     # GPU also in fp32 NCHW, as Predictor (the GUI, pit predict / eval) runs it
     model = pit.model.eval()
-    settings = fast_settings(device)
     infer = _inference(model, device, scale, rounds, g, pit._autocast, pit._layout)
     infer_fp32 = None
     if device.type == "cuda":
