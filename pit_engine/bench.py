@@ -4,7 +4,7 @@ inference, overlay and GWRP costs, measured side by side in one process.
 The reference is an AdaptSegNet/ADVENT-style step written here on purpose: DeepLabV2 in fp32 and
 NCHW, segmentation loss on the source (main + auxiliary head), output-space adversarial losses on
 the target at both levels, then the two discriminators on detached outputs. Our step is the
-Trainer's own `_step` in its default fast configuration for the device, with all PIT components.
+Trainer's own `step` in its default fast configuration for the device, with all PIT components.
 Both run alternately on the same backbone and frame sizes: the paper's on a GPU, scaled down by
 CPU_SCALE on a CPU (where the same networks at full size would take minutes per step).
 
@@ -15,7 +15,6 @@ two steps, and NaN probabilities would leave region growing nothing to grow.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import platform
 import resource
@@ -31,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pit_engine import method as M
+from pit_engine import pit_ops as M
 from pit_engine import overlay
 from pit_engine.classes import IGNORE, LABELID_TO_TRAINID_LUT, NUM_CLASSES
 from pit_engine.config import Config
 from pit_engine.models import DeepLabV2, OutputDiscriminator
-from pit_engine.train import Trainer, resolve_amp, resolve_device
+from pit_engine.runtime import resolve_amp, resolve_device
+from pit_engine.train import Trainer
 from pit_resources import resource as shipped
 
 CPU_SCALE = 4
@@ -125,14 +125,13 @@ def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir,
     raw = Config().to_dict()
     raw["model"].update(backbone=backbone, weights="")
     raw["data"].update(source_size=list(source), target_size=list(target))
-    raw["method"].update(warmup=0, disc_lr=0.0)
-    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6, lr=0.0,
+    raw["method"]["pit"].update(disc_lr=0.0)
+    raw["train"].update(device=str(device), compile=compile_, iterations=10 ** 6, lr=0.0, warmup=0,
                         **(fast_settings(device) if settings is None else settings))
     trainer = Trainer(Config.from_dict(raw, "pit bench"), run_dir, log=lambda *_: None)
     with warnings.catch_warnings():  # random weights are fine for timing: no "from scratch" warning
         warnings.simplefilter("ignore", UserWarning)
         trainer.setup_model()
-    trainer.target = "in memory"  # adaptation on: the step draws target batches from target_iter
     return trainer
 
 
@@ -158,14 +157,14 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     reference = ReferenceStep(backbone, device)
     scratch = tempfile.TemporaryDirectory(prefix="pit-bench-")
     pit = pit_trainer(backbone, device, source, target, compile_ and compile_mode == "default", scratch.name)
-    pit.source_iter, pit.target_iter = itertools.repeat(src), itertools.repeat(tgt)
-    pit_step = pit._step
+    def pit_step():
+        return pit.step(src, tgt)
     if compile_ and compile_mode != "default":  # an experiment: "reduce-overhead" replays CUDA graphs
-        pit.forward = torch.compile(pit.forward, mode=compile_mode, dynamic=False)
+        pit.nets.forward = torch.compile(pit.nets.forward, mode=compile_mode, dynamic=False)
 
         def pit_step():
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs are free
-            return pit._step()
+            return pit.step(src, tgt)
     variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit_step}
     settings = fast_settings(device)
     if device.type != "cpu":  # the same step with region growing on the host (OpenCV), for comparison
@@ -194,7 +193,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     # inference: the adapted network at frame size, batched, in the trainer's fast settings; on a
     # GPU also in fp32 NCHW, as Predictor (the GUI, pit predict / eval) runs it
     model = pit.model.eval()
-    infer = _inference(model, device, scale, rounds, g, pit._autocast, pit._layout)
+    infer = _inference(model, device, scale, rounds, g, pit.autocast, pit.layout)
     infer_fp32 = None
     if device.type == "cuda":
         model.to(memory_format=torch.contiguous_format)
@@ -209,7 +208,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
                         for _ in range(10)])
 
     # GWRP over the target's probabilities: full sort against top-k
-    decay = Config().method.gwrp_decay
+    decay = Config().method.pit.gwrp_decay
     p = torch.randn(1, NUM_CLASSES, target[1], target[0], generator=g).to(device).softmax(1)
     v = (torch.rand(1, NUM_CLASSES, generator=g) > 0.5).float().to(device)
     gwrp = {}
@@ -280,11 +279,11 @@ def profile_step(step, device, steps: int = 3) -> str:
 
 
 def _with_regions_backend(trainer: Trainer, step, backend: str):
-    trainer.regions_backend = backend
+    trainer.method.regions_backend = backend
     try:
         return step()
     finally:
-        trainer.regions_backend = "auto"
+        trainer.method.regions_backend = "auto"
 
 
 def street_probabilities(size, device) -> torch.Tensor:

@@ -117,3 +117,18 @@ def slim_checkpoint(source, dest, name: str = "") -> Path:
         "name": name,
     }
     return save_checkpoint(dest, slim)
+
+
+def checkpoint_config(state: dict, where):
+    """A checkpoint's run config, checked (a flat [method] table of earlier versions converted)."""
+    from pit_engine.config import Config
+
+    return Config.from_dict(state["config"], f"the config in {where}")
+
+
+def checkpoint_method(state: dict, where):
+    """The method a checkpoint was trained with, with its settings (for its pivot and regions)."""
+    from pit_engine.methods import build_method
+
+    cfg = checkpoint_config(state, where)
+    return build_method(cfg.method, cfg.model.aux_weight)

@@ -139,7 +139,7 @@ def cmd_eval(args) -> int:
     import json
 
     from pit_engine.evaluate import evaluate_checkpoint
-    from pit_engine.train import resolve_device
+    from pit_engine.runtime import resolve_device
 
     kind, root, split = _parse_data(args.data)
     if args.workers < 0:
@@ -160,14 +160,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from pit_engine.demo import run_demo
+    from pit_engine.demo import parse_rows, run_demo
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError("not a folder", out, "choose a folder for --out")
     say = lambda t: print(t, file=sys.stderr)  # noqa: E731
+    rows = parse_rows(args.methods) if args.methods else None
     run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
-             ablation=args.ablation, say=say, on_event=_TrainProgress())
+             ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress())
     print((out / "report.md").read_text())
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0
@@ -175,7 +176,7 @@ def cmd_demo(args) -> int:
 
 def cmd_predict(args) -> int:
     from pit_engine.export import predict_files
-    from pit_engine.train import resolve_device
+    from pit_engine.runtime import resolve_device
 
     result = predict_files(args.checkpoint, args.inputs, args.out, resolve_device(args.device, "--device"),
                            args.overwrite, progress=_progress("predicting"))
@@ -186,7 +187,7 @@ def cmd_predict(args) -> int:
 
 def cmd_export(args) -> int:
     from pit_engine.export import export_overlays
-    from pit_engine.train import resolve_device
+    from pit_engine.runtime import resolve_device
 
     if not 0 <= args.alpha <= 1:
         raise UserError(f"--alpha {args.alpha} is outside 0..1", "--alpha", "e.g. --alpha 0.5")
@@ -286,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     demo.add_argument("--seed", type=int, default=0, help="first seed")
     demo.add_argument("--seeds", type=int, default=1, help="how many seeds to run (mean and spread)")
-    demo.add_argument("--ablation", action="store_true", help="train every ablation row of METHOD.md")
+    demo.add_argument("--methods", default="", help="comma-separated rows to train (default source_only,pit): "
+                      "source_only, adaptsegnet, minent, advent, cbst, pit, the PIT ablations plus_d, plus_e, "
+                      "pit_f, oracle, and target_labels (the ceiling)")
+    demo.add_argument("--ablation", action="store_true", help="train PIT's ablation rows (source_only, plus_d, "
+                      "plus_e, pit, pit_f, oracle)")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "

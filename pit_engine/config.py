@@ -44,37 +44,17 @@ class ModelConfig:
     normalization: str = "auto"  # auto (from the weights), imagenet or caffe
 
 
-@dataclass
-class MethodConfig:
-    pivot: bool = True  # B: the image-level classifier, trained on the source
-    align: bool = True  # C: image-level adversarial alignment of the pivot features
-    image_level: bool = True  # D: GWRP image-level expansion / suppression
-    pixel_level: bool = True  # E: seeded region growing pseudo-labels
-    output_adv: bool = False  # F: output-space adversarial alignment
-    pivot_source: str = "inferred"  # inferred, or oracle (ground-truth target vectors, diagnosis only)
-    min_pixels: int = 1  # a class is present in a source label if it covers this many valid pixels
-    tau_lo: float = 0.1
-    tau_hi: float = 0.5
-    refresh_pivot: bool = True  # pivot = max(q, GWRP(p))
-    gwrp_decay: float = 0.996
-    gwrp_topk: bool = True
-    seed_threshold: float = 0.9
-    grow_threshold: float = 0.7
-    seed_ratio: float = 0.0  # > 0: class-balanced top ratio seeds instead of the threshold
-    refresh_every: int = 1  # K: pseudo-labels come from the weights of the last multiple of K
-    warmup: int = 0  # source-only iterations before adaptation starts
-    lambda_cls: float = 0.1
-    lambda_img: float = 0.1
-    lambda_pix: float = 1.0
-    lambda_adv: float = 1e-3
-    lambda_adv_aux: float = 2e-4
-    lambda_align: float = 1e-3
-    disc_lr: float = 1e-4
-    disc_width: int = 64
+def _method_config() -> type:
+    """[method]: `name` picks the method; each method's own settings are a table of their own,
+    [method.<name>], made from the method's Config dataclass (so adding a method edits no config)."""
+    from pit_engine.methods import METHODS
 
-    @property
-    def adapts(self) -> bool:
-        return self.align or self.image_level or self.pixel_level or self.output_adv
+    fields = [("name", str, field(default="pit"))]
+    fields += [(name, method.Config, field(default_factory=method.Config)) for name, method in METHODS.items()]
+    return dataclasses.make_dataclass("MethodConfig", fields)
+
+
+MethodConfig = _method_config()
 
 
 @dataclass
@@ -85,6 +65,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    warmup: int = 0  # source-only iterations before the method's target terms start
     head_lr_mult: float = 10.0
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
@@ -110,9 +91,13 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    notes: typing.ClassVar[list[str]] = []  # what loading changed, for the caller to show
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting, with the chosen method's table alone (the others' would be noise)."""
+        raw = dataclasses.asdict(self)
+        raw["method"] = {"name": self.method.name, self.method.name: raw["method"][self.method.name]}
+        return raw
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -123,13 +108,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "config") -> "Config":
+        """A checked config. A flat [method] table of before the method registry is converted,
+        and `notes` says so (the caller shows it)."""
+        raw, notes = upgrade_method_table(raw, where)
         config = _build(cls, raw, where, "")
         config.validate(where)
+        config.notes = notes
         return config
+
+    @property
+    def method_settings(self):
+        """The chosen method's own table."""
+        return getattr(self.method, self.method.name)
 
     def validate(self, where: str = "config") -> None:
         """Values that have the right type but no meaning."""
         from pit_engine.data.datasets import DATASETS
+        from pit_engine.methods import METHODS
         from pit_engine.models import BACKBONES
 
         choices = {
@@ -138,7 +133,7 @@ class Config:
             "data.val_kind": (self.data.val_kind, [k for k in DATASETS if k != "folder"]),
             "model.backbone": (self.model.backbone, BACKBONES),
             "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
-            "method.pivot_source": (self.method.pivot_source, ["inferred", "oracle"]),
+            "method.name": (self.method.name, list(METHODS)),
             "train.amp": (self.train.amp, ["off", "bf16", "fp16", "auto"]),
         }
         for key, (value, allowed) in choices.items():
@@ -151,16 +146,11 @@ class Config:
                 raise UserError(f"'{key}' must be [width, height] of at least 8 pixels", where, f"got {size}")
         if self.data.crop and (len(self.data.crop) != 2 or min(self.data.crop) < 8):
             raise UserError("'data.crop' must be empty or [width, height]", where, f"got {self.data.crop}")
-        if not 0 <= self.method.tau_lo <= self.method.tau_hi <= 1:
-            raise UserError("pivot thresholds must satisfy 0 <= tau_lo <= tau_hi <= 1", where,
-                            f"got tau_lo={self.method.tau_lo}, tau_hi={self.method.tau_hi}")
-        if not 0 < self.method.gwrp_decay <= 1:
-            raise UserError("'method.gwrp_decay' must be in (0, 1]", where, f"got {self.method.gwrp_decay}")
-        if self.method.adapts and not self.method.pivot and self.method.pivot_source == "inferred" \
-                and (self.method.image_level or self.method.pixel_level):
-            raise UserError("image- and pixel-level expansion need the pivot", where,
-                            "set method.pivot = true, or method.pivot_source = \"oracle\"")
-        for key in ("train.iterations", "train.batch_size", "train.log_every", "method.refresh_every"):
+        for name in METHODS:  # every table, so a config never holds a bad value for later
+            check = getattr(getattr(self.method, name), "validate", None)
+            if check:
+                check(where, f"method.{name}")
+        for key in ("train.iterations", "train.batch_size", "train.log_every"):
             section, name = key.split(".")
             if getattr(getattr(self, section), name) < 1:
                 raise UserError(f"'{key}' must be at least 1", where, "fix the value")
@@ -179,6 +169,39 @@ class Config:
             raise UserError(f"not valid TOML: {exc}", path, "fix the syntax") from None
         apply_overrides(raw, overrides)
         return cls.from_dict(raw, str(path))
+
+
+def upgrade_method_table(raw: dict, where: str) -> tuple[dict, list[str]]:
+    """A flat [method] table (PIT's switches and numbers, from before [method] name = "...") as
+    [method] name = "pit" or "source_only" with a [method.pit] table; its `warmup` goes to
+    [train]. A flat key beside `name` is refused with the table it belongs in."""
+    from pit_engine.methods import METHODS
+    from pit_engine.methods.pit import PITConfig
+
+    table = raw.get("method")
+    if not isinstance(table, dict):
+        return raw, []
+    pit_keys = {f.name for f in dataclasses.fields(PITConfig)} | {"warmup"}
+    flat = [k for k in table if k in pit_keys and k not in METHODS]
+    if not flat:
+        return raw, []
+    if "name" in table or any(k in METHODS for k in table):
+        owner = next((n for n, m in METHODS.items() if flat[0] in {f.name for f in dataclasses.fields(m.Config)}),
+                     "pit")
+        hint = "it is train.warmup" if flat[0] == "warmup" else f"it is method.{owner}.{flat[0]}"
+        raise UserError(f"unknown key 'method.{flat[0]}'", where, hint)
+    raw = {**raw, "train": dict(raw.get("train", {}))}
+    settings = dict(table)
+    if "warmup" in settings:
+        raw["train"].setdefault("warmup", settings.pop("warmup"))
+    switches = {f.name: f.default for f in dataclasses.fields(PITConfig)
+                if f.name in ("align", "image_level", "pixel_level", "output_adv")}
+    adapts = any(settings.get(k, default) for k, default in switches.items())
+    name = "pit" if adapts or settings.get("pivot", True) else "source_only"
+    raw["method"] = {"name": name, "pit": settings}
+    note = (f"note: {where} has the flat [method] table of earlier versions; read as [method] name = \"{name}\" "
+            "with [method.pit] (and train.warmup); write it that way to silence this note")
+    return raw, [note]
 
 
 def is_device_name(name: str) -> bool:

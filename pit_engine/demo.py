@@ -1,9 +1,13 @@
 """`pit demo`: the main job on the embedded default, start to finish.
 
 1. generate the demo domain pair (unless it is there);
-2. train source-only;  3. train PIT;  4. evaluate both on the demo target's val split;
-5. export comparison overlays of a few val frames;  6. write report.json and report.md.
-With `ablation=True` it trains every ablation row of METHOD.md instead of the two.
+2. train each row (by default source-only and PIT) with each seed;
+3. evaluate each on the demo target's val split;
+4. export comparison overlays of a few val frames (source-only against PIT);
+5. write report.json and report.md: per row the mean and spread of mIoU over the seeds, the
+   per-seed values, per-class IoU and wall time.
+Every row gets the same iterations, warm-up, data and seeds. `ablation=True` trains PIT's
+ablation rows; `rows` names any rows of ROWS (the baselines, the ceiling).
 """
 from __future__ import annotations
 
@@ -20,32 +24,51 @@ from pit_engine.data.datasets import Cityscapes, GTA5
 from pit_engine.errors import UserError
 from pit_engine.evaluate import evaluate_checkpoint
 from pit_engine.export import export_overlays
-from pit_engine.train import Trainer, resolve_device
+from pit_engine.methods import build_method
+from pit_engine.runtime import resolve_device
+from pit_engine.train import Trainer
 from pit_resources import resource
 
-OFF = {"pivot": False, "align": False, "image_level": False, "pixel_level": False, "output_adv": False}
-PIT = {"pivot": True, "align": True, "image_level": True, "pixel_level": True, "output_adv": False}
+# row: (label, method, settings of [method.<method>] changed for the row)
 ROWS = {
-    "source_only": ("source only", OFF),
-    "plus_d": ("+ D (image-level expansion)", {**PIT, "pixel_level": False}),
-    "plus_e": ("+ E (pixel-level expansion)", {**PIT, "image_level": False}),
-    "pit": ("+ D + E (PIT)", PIT),
-    "pit_f": ("PIT + F (output-space adversarial)", {**PIT, "output_adv": True}),
-    "oracle": ("PIT with the oracle pivot (diagnosis)", {**PIT, "pivot_source": "oracle"}),
+    "source_only": ("source only", "source_only", {}),
+    "adaptsegnet": ("AdaptSegNet", "adaptsegnet", {}),
+    "minent": ("ADVENT MinEnt", "minent", {}),
+    "advent": ("ADVENT AdvEnt", "advent", {}),
+    "cbst": ("CBST (self-training, no pivot)", "cbst", {}),
+    "plus_d": ("PIT: + D (image-level expansion)", "pit", {"pixel_level": False}),
+    "plus_e": ("PIT: + E (pixel-level expansion)", "pit", {"image_level": False}),
+    "pit": ("PIT: + D + E", "pit", {}),
+    "pit_f": ("PIT + F (output-space adversarial)", "pit", {"output_adv": True}),
+    "oracle": ("PIT with the oracle pivot (diagnosis)", "pit", {"pivot_source": "oracle"}),
+    "target_labels": ("target labels (ceiling, not UDA)", "target_labels", {}),
 }
+DEFAULT_ROWS = ("source_only", "pit")
+ABLATION_ROWS = ("source_only", "plus_d", "plus_e", "pit", "pit_f", "oracle")
 QUICK = {"frames": (120, 120, 40), "iterations": 200, "warmup": 80}
 OVERLAY_FRAMES = 8
 FULL = {"frames": (300, 300, 100)}
 
 
+def parse_rows(text: str) -> tuple[str, ...]:
+    """`--methods a,b,c` as row names, checked."""
+    rows = tuple(r.strip() for r in text.split(",") if r.strip())
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows:
+        raise UserError(f"unknown method '{unknown[0] if unknown else text}'", "--methods",
+                        f"use a comma-separated list of: {', '.join(ROWS)}")
+    return rows
+
+
 def demo_config(data: Path, row: str, seed: int, device: str, quick: bool) -> Config:
     raw = tomllib.loads(resource("demo.toml").read_text())
     raw["data"].update(source_root=str(data / "source"), target_root=str(data / "target"))
-    raw["method"].update(ROWS[row][1])
+    _, method, settings = ROWS[row]
+    raw["method"]["name"] = method
+    raw["method"].setdefault(method, {}).update(settings)
     raw["train"].update(seed=seed, device=device)
     if quick:
-        raw["train"]["iterations"] = QUICK["iterations"]
-        raw["method"]["warmup"] = QUICK["warmup"]
+        raw["train"].update(iterations=QUICK["iterations"], warmup=QUICK["warmup"])
     return Config.from_dict(raw, "demo")
 
 
@@ -64,14 +87,15 @@ def ensure_data(data: Path, quick: bool, say) -> None:
 
 
 def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(0,), ablation: bool = False,
-             say=print, on_event=None) -> dict:
+             rows=None, say=print, on_event=None) -> dict:
     start = time.perf_counter()
     out = Path(out)
     dev = str(resolve_device(device, "--device"))
     data = out / "data"
     ensure_data(data, quick, say)
-    rows = list(ROWS) if ablation else ["source_only", "pit"]
+    rows = tuple(rows) if rows else ABLATION_ROWS if ablation else DEFAULT_ROWS
     results: dict[str, list[dict]] = {row: [] for row in rows}
+    info = {row: {"wall_s": 0.0, "uda": True} for row in rows}
     first_runs: dict[str, Path] = {}
     for seed in seeds:
         for row in rows:
@@ -79,16 +103,22 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
             if run_dir.exists():  # a previous demo's run of the same name is replaced
                 shutil.rmtree(run_dir)
             say(f"training {ROWS[row][0]} (seed {seed}) -> {run_dir}")
-            finished = Trainer(demo_config(data, row, seed, dev, quick), run_dir, log=say).run(on_event or (lambda e: None))
+            began = time.perf_counter()
+            config = demo_config(data, row, seed, dev, quick)
+            info[row]["uda"] = not build_method(config.method).reads_target_labels
+            finished = Trainer(config, run_dir, log=say).run(on_event or (lambda e: None))
             if finished.reason != "done":
                 raise UserError(f"training {row} did not finish: {finished.message}", run_dir, "see its events.log")
             result = evaluate_checkpoint(run_dir, "cityscapes", data / "target", "val", device=dev)
+            info[row]["wall_s"] += time.perf_counter() - began
             results[row].append(result.to_dict())
             first_runs.setdefault(row, run_dir)
     frames = sorted((data / "target/leftImg8bit/val").glob("*/*_leftImg8bit.png"))[:OVERLAY_FRAMES]
-    say(f"exporting comparison overlays of {len(frames)} val frames -> {out / 'overlays'}")
-    export_overlays(first_runs["source_only"], frames, out / "overlays", first_runs["pit"], device=dev, overwrite=True)
-    report = summarise(results, seeds, dev, time.perf_counter() - start, quick)
+    a = "source_only" if "source_only" in rows else rows[0]
+    b = "pit" if "pit" in rows and a != "pit" else next((r for r in rows if r != a), None)
+    say(f"exporting {'comparison ' if b else ''}overlays of {len(frames)} val frames -> {out / 'overlays'}")
+    export_overlays(first_runs[a], frames, out / "overlays", first_runs[b] if b else None, device=dev, overwrite=True)
+    report = summarise(results, seeds, dev, time.perf_counter() - start, quick, info)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(report_markdown(report))
     return report
@@ -98,15 +128,20 @@ def _mean_std(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, quick: bool) -> dict:
-    report: dict = {"classes": list(CITYSCAPES_CLASSES)}
+def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, quick: bool,
+              info: dict[str, dict] | None = None) -> dict:
+    """`info`: per row its training and evaluation time (wall_s, over all seeds) and whether it
+    is an adaptation method (uda: False where it reads target labels)."""
+    report: dict = {"classes": list(CITYSCAPES_CLASSES), "rows": list(results)}
     for row, runs in results.items():
         mious = [r["miou"]["mIoU19"] for r in runs]
         mean, std = _mean_std(mious)
         per_class = {c: statistics.fmean([r["per_class"][c] for r in runs if r["per_class"][c] is not None] or [0.0])
                      for c in CITYSCAPES_CLASSES}
-        report[row] = {"label": ROWS[row][0], "miou": mean, "miou_std": std, "miou_per_seed": mious,
-                       "per_class": per_class,
+        row_info = (info or {}).get(row, {})
+        report[row] = {"label": ROWS[row][0], "method": ROWS[row][1], "uda": row_info.get("uda", True),
+                       "miou": mean, "miou_std": std, "miou_per_seed": mious, "per_class": per_class,
+                       "wall_s": round(row_info.get("wall_s", 0.0), 1),
                        "pivot_precision": runs[0]["pivot_precision"], "pivot_recall": runs[0]["pivot_recall"]}
     if "pit" in report and "source_only" in report:
         gains = [p - s for p, s in zip(report["pit"]["miou_per_seed"], report["source_only"]["miou_per_seed"])]
@@ -117,16 +152,20 @@ def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, q
 
 
 def report_markdown(report: dict) -> str:
-    rows = [k for k in ROWS if k in report]
+    rows = report["rows"]
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
     lines = ["# PIT Studio demo report", "",
              f"Device: {report['device']}; seeds: {', '.join(map(str, report['seeds']))}; "
              f"wall time: {report['wall_s']:.0f} s{' (quick: not a meaningful comparison)' if report['quick'] else ''}.",
              "Target: the demo pair's Cityscapes-format val split; mIoU over 19 classes, in %.", ""]
-    lines += ["| run | mIoU | spread (std over seeds) |", "|---|---|---|"]
+    lines += ["| method | mIoU (mean ± std over seeds) | per seed | wall time |", "|---|---|---|---|"]
     for row in rows:
         r = report[row]
-        lines.append(f"| {r['label']} | {pct(r['miou'])} | {pct(r['miou_std'])} |")
+        lines.append(f"| {r['label']} | {pct(r['miou'])} ± {pct(r['miou_std'])} | "
+                     f"{' / '.join(pct(v) for v in r['miou_per_seed'])} | {r['wall_s']:.0f} s |")
+    if any(not report[row]["uda"] for row in rows):
+        lines += ["", "Rows that read target labels (the ceiling, the oracle pivot) are not adaptation methods: "
+                      "they say how much gap there is to close."]
     if "gain" in report:
         lines += ["", f"Gain of PIT over source only: {100 * report['gain']:+.1f} mIoU points "
                       f"(std {100 * report['gain_std']:.1f})."]

@@ -13,12 +13,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pit_engine.checkpoint import restore_model
+from pit_engine.checkpoint import checkpoint_config, checkpoint_method, restore_model
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.transforms import Normalization, get_normalization, resize
 from pit_engine.errors import UserError
-from pit_engine.method import PRESENT, category_vector, infer_pivot
+from pit_engine.pit_ops import PRESENT, category_vector
 
 
 class ConfusionMatrix:
@@ -95,11 +95,10 @@ def _as_is(item):
 
 @torch.no_grad()
 def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, ...]], size, normalization,
-             device, tau_lo: float = 0.1, tau_hi: float = 0.5, min_pixels: int = 1, max_frames: int = 0,
-             progress=None, gwrp_decay: float = 0.996, refresh_pivot: bool = True, workers: int = 0,
+             device, pivot=None, max_frames: int = 0, progress=None, workers: int = 0,
              rank: int = 0, world: int = 1, warn=None) -> EvalResult:
-    """Class IoU at full label resolution, and the quality of the pivot the method would use
-    (thresholded q, refreshed with the pooled predictions when the config says so).
+    """Class IoU at full label resolution, and, for a method with a pivot (`pivot`: the method,
+    whose `infer_pivot` and `min_pixels` it uses), the quality of the pivot it would use.
 
     Workers read the frames while the device runs the network; the counts stay on the device
     until the end. With world > 1 (torch.distributed), each rank evaluates every world-th frame
@@ -109,13 +108,13 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
     device = torch.device(device)
     c = model.num_classes
     count = len(dataset) if not max_frames else min(max_frames, len(dataset))
-    frames = _Frames(dataset, range(rank, count, world), size, normalization, c, min_pixels)
+    frames = _Frames(dataset, range(rank, count, world), size, normalization, c, pivot.min_pixels if pivot else 1)
     loader = DataLoader(frames, batch_size=None, num_workers=workers, collate_fn=_as_is,
                         pin_memory=device.type == "cuda")
     # one sum over the ranks at the end: the confusion matrix (+ a bin for ignored pixels), the
     # pivot's hits, claims and truths per class, and the frames evaluated and skipped
     confusion = torch.zeros(c * c + 1, dtype=torch.long, device=device)
-    pivot = torch.zeros(3, c, device=device)
+    pivot_counts = torch.zeros(3, c, device=device)
     tally = torch.zeros(2, dtype=torch.long, device=device)
     for i, item in enumerate(progress(loader) if progress else loader):
         if "error" in item:
@@ -134,18 +133,19 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         pred = logits.max(1).indices[0]
         cell = torch.where(label != IGNORE, c * label + pred, c * c).flatten()
         confusion.scatter_add_(0, cell, torch.ones_like(cell))  # unlike bincount, no host sync on GPUs
-        prob = F.interpolate(out.logits.float(), size=item["x"].shape[-2:], mode="bilinear",
-                             align_corners=False).softmax(1)
-        said = (infer_pivot(out.pivot, prob, tau_lo, tau_hi, gwrp_decay, refresh_pivot)[2][0] == PRESENT).float()
-        truth = item["truth"].to(device)
-        pivot += torch.stack([said * truth, said, truth])
+        if pivot is not None:
+            prob = F.interpolate(out.logits.float(), size=item["x"].shape[-2:], mode="bilinear",
+                                 align_corners=False).softmax(1)
+            said = (pivot.infer_pivot(out, prob)[2][0] == PRESENT).float()
+            truth = item["truth"].to(device)
+            pivot_counts += torch.stack([said * truth, said, truth])
     if world > 1:
-        for t in (confusion, pivot, tally):
+        for t in (confusion, pivot_counts, tally):
             dist.all_reduce(t)
     model.train(was_training)
     cm = ConfusionMatrix(c)
     cm.matrix = confusion[:c * c].view(c, c).cpu().numpy()
-    hits, predicted, actual = pivot.double().cpu().numpy()
+    hits, predicted, actual = pivot_counts.double().cpu().numpy()
     names = CITYSCAPES_CLASSES[:c]
     iou = cm.iou()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -155,8 +155,8 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         miou={name: cm.miou(classes) for name, classes in subsets.items()},
         per_class=dict(zip(names, iou.tolist())),
         frames=evaluated,
-        pivot_precision=dict(zip(names, precision.tolist())),
-        pivot_recall=dict(zip(names, recall.tolist())),
+        pivot_precision=dict(zip(names, precision.tolist())) if pivot is not None else {},
+        pivot_recall=dict(zip(names, recall.tolist())) if pivot is not None else {},
         skipped=skipped,
     )
 
@@ -165,11 +165,10 @@ def evaluate_checkpoint(checkpoint, kind: str, root, split: str | None = None, d
                         size=None, max_frames: int = 0, progress=None, workers: int = 0, warn=None) -> EvalResult:
     """Evaluate a checkpoint (or a run directory's newest) on a labelled data set."""
     model, state = restore_model(checkpoint, device)
-    cfg = state["config"]
+    cfg, method = checkpoint_config(state, checkpoint), checkpoint_method(state, checkpoint)
     dataset = open_dataset(kind, root, split)
     if not dataset.labelled:
         raise UserError("the data set has no labels to evaluate against", root, "give a labelled split")
-    return evaluate(model, dataset, EVAL_SUBSETS[cfg["data"]["source_kind"]], size or cfg["eval"]["size"],
-                    get_normalization(state["normalization"]), device, cfg["method"]["tau_lo"],
-                    cfg["method"]["tau_hi"], cfg["method"]["min_pixels"], max_frames, progress,
-                    cfg["method"]["gwrp_decay"], cfg["method"]["refresh_pivot"], workers, warn=warn)
+    return evaluate(model, dataset, EVAL_SUBSETS[cfg.data.source_kind], size or cfg.eval.size,
+                    get_normalization(state["normalization"]), device, method if method.has_pivot else None,
+                    max_frames, progress, workers, warn=warn)

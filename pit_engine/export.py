@@ -18,7 +18,7 @@ from pit_engine.classes import CITYSCAPES_CLASSES, colourize, labelids_to_traini
 from pit_engine.compare import OUTCOME_COLOURS, OUTCOMES, FolderComparison, compare
 from pit_engine.data.io import IMAGE_SUFFIXES, atomic_write, read_id_label, read_rgb, save_png
 from pit_engine.errors import UserError
-from pit_engine.method import ABSENT, PRESENT
+from pit_engine.pit_ops import ABSENT, PRESENT
 from pit_engine.predict import Predictor
 
 DIFFER_COLOUR = (255, 0, 255)
@@ -129,13 +129,16 @@ def predict_files(checkpoint, paths, out, device="cpu", overwrite=False, progres
         save_png(out / f"{name}_trainIds.png", pred.classes)
         save_png(out / f"{name}_colour.png", colourize(pred.classes))
         state = {PRESENT: "present", ABSENT: "absent"}
+        share = pred.pixel_share(len(predictor.class_names))
+        classes = {c: {"pixel_share": round(float(share[i]), 6)} for i, c in enumerate(predictor.class_names)}
+        if pred.has_pivot:  # the method's image-level verdict, beside what the mask says
+            for i, c in enumerate(predictor.class_names):
+                classes[c].update(q=round(float(pred.q[i]), 6), pooled=round(float(pred.pooled[i]), 6),
+                                  pivot=state.get(int(pred.pivot[i]), "unsure"))
         _write_json(out / f"{name}.json", {
-            "image": str(path), "checkpoint": str(checkpoint), "size": list(pred.size),
-            "tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi,
-            "classes": {c: {"q": round(float(pred.q[i]), 6), "pooled": round(float(pred.pooled[i]), 6),
-                            "pivot": state.get(int(pred.pivot[i]), "unsure"),
-                            "pixel_share": round(float(pred.pixel_share()[i]), 6)}
-                        for i, c in enumerate(predictor.class_names)}})
+            "image": str(path), "checkpoint": str(checkpoint), "method": predictor.method.name,
+            "size": list(pred.size), **({"tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi} if pred.has_pivot else {}),
+            "classes": classes})
         written.append(name)
     return {"frames": written, "skipped": inputs.skipped}
 

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pit_engine import method as M
-from pit_engine.checkpoint import restore_model
+from pit_engine.checkpoint import checkpoint_method, restore_model
 from pit_engine.classes import CITYSCAPES_CLASSES
 from pit_engine.data.transforms import get_normalization, resize
 
@@ -22,14 +21,19 @@ from pit_engine.data.transforms import get_normalization, resize
 class Prediction:
     classes: np.ndarray  # H x W uint8 trainIds at the frame's resolution
     confidence: np.ndarray  # H x W float32, probability of the arg-max class
-    q: np.ndarray  # C float32, the pivot head's category vector sigmoid(F(x))
-    pooled: np.ndarray  # C float32, GWRP-pooled class probabilities
-    pivot: np.ndarray  # C int8: 1 present, 0 absent, -1 unsure (after the optional GWRP refresh)
-    tau_lo: float
-    tau_hi: float
-    cams: np.ndarray  # C x h x w float32 class activation maps at the network's feature resolution
-    seeds: np.ndarray  # H x W bool, region-growing seeds
-    regions: np.ndarray  # H x W uint8, grown regions (trainId, 255 elsewhere)
+    # the pivot and the expanded regions: None for a method without a pivot
+    q: np.ndarray | None = None  # C float32, the pivot head's category vector sigmoid(F(x))
+    pooled: np.ndarray | None = None  # C float32, GWRP-pooled class probabilities
+    pivot: np.ndarray | None = None  # C int8: 1 present, 0 absent, -1 unsure (after the optional GWRP refresh)
+    tau_lo: float = 0.0
+    tau_hi: float = 0.0
+    cams: np.ndarray | None = None  # C x h x w float32 class activation maps at the network's feature resolution
+    seeds: np.ndarray | None = None  # H x W bool, region-growing seeds
+    regions: np.ndarray | None = None  # H x W uint8, grown regions (trainId, 255 elsewhere)
+
+    @property
+    def has_pivot(self) -> bool:
+        return self.q is not None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -42,25 +46,22 @@ class Prediction:
         lo, hi = float(up.min()), float(up.max())
         return (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
 
-    def pixel_share(self) -> np.ndarray:
+    def pixel_share(self, num_classes: int = 19) -> np.ndarray:
         """Fraction of the frame's pixels given to each class."""
-        return np.bincount(self.classes.ravel(), minlength=256)[: len(self.q)] / self.classes.size
+        return np.bincount(self.classes.ravel(), minlength=256)[:num_classes] / self.classes.size
 
 
 class Predictor:
     def __init__(self, model, state: dict, device="cpu"):
         self.model, self.device = model, torch.device(device)
+        self.name = state.get("name", "")
         cfg = state["config"]
         self.classes = list(state["classes"])
         self.normalization = get_normalization(state["normalization"])
         self.size = tuple(cfg["eval"]["size"])
-        m = cfg["method"]
-        self.tau_lo, self.tau_hi = m["tau_lo"], m["tau_hi"]
-        self.gwrp_decay, self.refresh_pivot = m["gwrp_decay"], m["refresh_pivot"]
-        self.seed_threshold, self.grow_threshold, self.seed_ratio = m["seed_threshold"], m["grow_threshold"], m["seed_ratio"]
+        self.method = checkpoint_method(state, self.name or "the checkpoint")
         self.source_kind = cfg["data"]["source_kind"]
         self.iteration = state.get("iteration", 0)
-        self.name = state.get("name", "")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu") -> "Predictor":
@@ -68,6 +69,11 @@ class Predictor:
         predictor = cls(model, state, device)
         predictor.name = predictor.name or Path(path).stem
         return predictor
+
+    @property
+    def has_pivot(self) -> bool:
+        """Whether the checkpoint's method has a pivot (and expanded regions) to show."""
+        return self.method.has_pivot
 
     @property
     def class_names(self) -> list[str]:
@@ -82,12 +88,12 @@ class Predictor:
         """Frames of any sizes: each is resized to the evaluation size, so they share one forward."""
         x = torch.stack([self.normalization.apply(resize(np.asarray(im), None, self.size)[0]) for im in images])
         out = self.model(x.to(self.device))
-        small = F.interpolate(out.logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        prob_small = small.softmax(1)
-        q, pooled, pivot = M.infer_pivot(out.pivot, prob_small, self.tau_lo, self.tau_hi, self.gwrp_decay,
-                                         self.refresh_pivot)
-        regions, seeds = M.expand_regions(prob_small, pivot, self.seed_threshold, self.grow_threshold, self.seed_ratio)
-        cams = self.model.pivot_head.cam(out.features.float())
+        if self.has_pivot:
+            prob_small = F.interpolate(out.logits.float(), size=x.shape[-2:], mode="bilinear",
+                                       align_corners=False).softmax(1)
+            q, pooled, pivot = self.method.infer_pivot(out, prob_small)
+            regions, seeds = self.method.expand(prob_small, pivot)
+            cams = self.model.pivot_head.cam(out.features.float())
         results = []
         for i, image in enumerate(images):
             h, w = image.shape[:2]
@@ -95,9 +101,10 @@ class Predictor:
                                  align_corners=False).softmax(1)[0]
             conf, cls = prob.max(0)
             near = lambda t: F.interpolate(t[None, None].float(), size=(h, w), mode="nearest")[0, 0]  # noqa: E731
-            results.append(Prediction(
-                classes=cls.byte().cpu().numpy(), confidence=conf.cpu().numpy(),
+            pivot_part = dict(
                 q=q[i].cpu().numpy(), pooled=pooled[i].cpu().numpy(), pivot=pivot[i].cpu().numpy().astype(np.int8),
-                tau_lo=self.tau_lo, tau_hi=self.tau_hi, cams=cams[i].cpu().numpy(),
-                seeds=near(seeds[i]).bool().cpu().numpy(), regions=near(regions[i]).byte().cpu().numpy()))
+                tau_lo=self.method.config.tau_lo, tau_hi=self.method.config.tau_hi, cams=cams[i].cpu().numpy(),
+                seeds=near(seeds[i]).bool().cpu().numpy(), regions=near(regions[i]).byte().cpu().numpy(),
+            ) if self.has_pivot else {}
+            results.append(Prediction(classes=cls.byte().cpu().numpy(), confidence=conf.cpu().numpy(), **pivot_part))
         return results

@@ -1,10 +1,9 @@
-"""The PIT components (METHOD.md B-F) as plain functions on tensors.
+"""PIT's components (B-E) as plain functions on tensors; the PIT method (methods/pit.py) composes them.
 
 B  source category vectors and the pivot loss;
 C  pivot inference: thresholds on q = sigmoid(F(x)), optionally refreshed with pooled predictions;
 D  image-level region expansion: GWRP pooling and the expand / suppress loss;
-E  pixel-level region expansion: seeded region growing pseudo-labels;
-F  the adversarial losses (output space, and image-level alignment of C).
+E  pixel-level region expansion: seeded region growing pseudo-labels.
 """
 from __future__ import annotations
 
@@ -195,10 +194,3 @@ def grow_seeds_torch(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor,
     has_seed[torch.where(seeds.flatten(), labels[:n], n)] = True  # no boolean indexing: no host sync
     has_seed[n] = False
     return has_seed[labels[:n]].view(b, h, w) & grow
-
-
-# F ------------------------------------------------------------------------------------------
-
-def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """The GAN loss (BCE with logits) against an all-source (real=True) or all-target label."""
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
