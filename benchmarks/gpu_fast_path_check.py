@@ -30,7 +30,7 @@ def losses(root: Path, out: Path, device: str, **train) -> list[dict]:
     raw = Config.load(Path(__file__).resolve().parents[1] / "resources" / "demo.toml").to_dict()
     raw["data"].update(source_root=str(root / "source"), target_root=str(root / "target"), workers=0,
                        source_size=[128, 70], target_size=[128, 64])
-    raw["method"].update(warmup=1)
+    raw["train"].update(warmup=1)
     raw["train"].update(iterations=5, log_every=1, eval_every=0, checkpoint_every=0, device=device, **train)
     steps = []
     finished = Trainer(Config.from_dict(raw), out, log=lambda *_: None).run(

@@ -8,7 +8,6 @@
    time, and how much of the step's wall time the device was busy.
 """
 import argparse
-import itertools
 import statistics
 import tempfile
 
@@ -35,14 +34,13 @@ def main() -> None:
     source = (B.SOURCE[0] // scale, B.SOURCE[1] // scale)
     target = (B.TARGET[0] // scale, B.TARGET[1] // scale)
     g = torch.Generator().manual_seed(0)
-    src, tgt = B._batch(source, device, g), B._batch(target, device, g, labelled=False)
+    src, tgt = B.random_batch(source, device, g), B.random_batch(target, device, g, labelled=False)
     scratch = tempfile.mkdtemp(prefix="pit-profile-")
     trainers = {}
     for name, settings in SETTINGS.items():
         t = B.pit_trainer(args.backbone, device, source, target, False, scratch, settings)
-        t.source_iter, t.target_iter = itertools.repeat(src), itertools.repeat(tgt)
         for _ in range(2):  # warm-up: cuDNN's algorithm search
-            t._step()
+            t.step(src, tgt)
         trainers[name] = t
     times = {name: [] for name in trainers}
     peak = {name: 0.0 for name in trainers}
@@ -50,7 +48,7 @@ def main() -> None:
         for name, t in trainers.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            times[name] += [B._timed(t._step, device) for _ in range(3)]
+            times[name] += [B.timed(lambda: t.step(src, tgt), device) for _ in range(3)]
             if device.type == "cuda":
                 peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device) / 2 ** 20)
     print(f"PIT step on {B.describe(device)}, {args.backbone}, source {source}, target {target}")
@@ -59,7 +57,7 @@ def main() -> None:
               f"  peak {peak[name]:8.0f} MiB")
 
     t = trainers["bf16+channels_last" if device.type == "cuda" else "fp32 (tf32 convs)"]
-    print(B.profile_step(t._step, device, steps=5))
+    print(B.profile_step(lambda: t.step(src, tgt), device, steps=5))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ row says how close the count comes. Minutes per step on 2 cores.
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
 import time
 import weakref
@@ -21,7 +20,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from pit_engine.bench import SOURCE, TARGET, ReferenceStep, _batch, pit_trainer
+from pit_engine.bench import SOURCE, TARGET, ReferenceStep, random_batch, pit_trainer
 
 
 class TensorMemory(TorchDispatchMode):
@@ -84,7 +83,7 @@ def main() -> None:
     source = (SOURCE[0] // args.scale, SOURCE[1] // args.scale)
     target = (TARGET[0] // args.scale, TARGET[1] // args.scale)
     g = torch.Generator().manual_seed(0)
-    src, tgt = _batch(source, device, g), _batch(target, device, g, labelled=False)
+    src, tgt = random_batch(source, device, g), random_batch(target, device, g, labelled=False)
     torch.manual_seed(0)
     print(f"{args.backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}, {args.steps} steps each",
           flush=True)
@@ -99,13 +98,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         pit = pit_trainer(args.backbone, device, source, target, False, scratch,
                           {"amp": "bf16", "channels_last": True})
-        pit.source_iter, pit.target_iter = itertools.repeat(src), itertools.repeat(tgt)
-        pit.regions_backend = "torch"  # as on a GPU
-        parts = [m for m in (pit.model, pit.d_img, pit.d_out, pit.d_out_aux, pit.optimizer, pit.d_optimizer)
-                 if m is not None]
-        peak, seconds = peak_mib(pit._step, args.steps,
+        pit.method.regions_backend = "torch"  # as on a GPU
+        parts = [m for m in (pit.model, *pit.modules.values(), pit.optimizer, pit.d_optimizer) if m is not None]
+        peak, seconds = peak_mib(lambda: pit.step(src, tgt), args.steps,
                                         *parts, src["image"], src["label"], tgt["image"])
-        losses = {k: round(float(v.detach()), 4) for k, v in pit._step().items()}
+        losses = {k: round(float(v.detach()), 4) for k, v in pit.step(src, tgt).items()}
     print(f"PIT step, bf16 + channels_last: peak {peak:8.1f} MiB  ({seconds:.0f} s/step)")
     print(f"PIT losses (all terms ran): {losses}")
 

@@ -64,7 +64,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device) -> float:
+def timed(fn, device) -> float:
     _sync(device)
     start = time.perf_counter()
     fn()
@@ -135,7 +135,7 @@ def pit_trainer(backbone: str, device, source, target, compile_: bool, run_dir,
     return trainer
 
 
-def _batch(size, device, generator, labelled=True):
+def random_batch(size, device, generator, labelled=True):
     w, h = size
     image = torch.randn(1, 3, h, w, generator=generator).to(device)
     label = torch.randint(0, NUM_CLASSES, (1, h, w), generator=generator)
@@ -150,7 +150,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     source = (SOURCE[0] // scale, SOURCE[1] // scale)
     target = (TARGET[0] // scale, TARGET[1] // scale)
     g = torch.Generator().manual_seed(0)
-    src, tgt = _batch(source, device, g), _batch(target, device, g, labelled=False)
+    src, tgt = random_batch(source, device, g), random_batch(target, device, g, labelled=False)
     xs, ys, xt = src["image"], src["label"], tgt["image"]
 
     torch.manual_seed(0)
@@ -173,7 +173,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     say(f"pit bench on {describe(device)}: {backbone}, source {source[0]}x{source[1]}, target {target[0]}x{target[1]}"
         + (f" (the paper's sizes / {scale})" if scale > 1 else "") + f", PIT {settings}"
         + (f", compiled ({compile_mode})" if compile_ else ""))
-    first = {name: _timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
+    first = {name: timed(fn, device) for name, fn in variants.items()}  # warm-up (and compilation)
     times = {name: [] for name in variants}
     peak = {name: 0.0 for name in variants}
     for r in range(rounds):  # alternate, so drifts of a shared machine hit both alike
@@ -181,7 +181,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
             fn()  # untimed: the first step after another variant pays for its allocator and cache state
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            times[name] += [_timed(fn, device) for _ in range(steps)]
+            times[name] += [timed(fn, device) for _ in range(steps)]
             if device.type == "cuda":
                 peak[name] = max(peak[name], torch.cuda.max_memory_allocated(device) / 2 ** 20)
         say(f"  round {r + 1}/{rounds}: " + ", ".join(f"{name} {statistics.median(t):.0f} ms"
@@ -204,7 +204,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     image = rng.integers(0, 256, (OVERLAY[1], OVERLAY[0], 3), np.uint8)
     classes = np.repeat(np.repeat(rng.integers(0, NUM_CLASSES, (OVERLAY[1] // 32, OVERLAY[0] // 32), np.uint8), 32, 0),
                         32, 1)
-    overlay_t = Timing([_timed(lambda: overlay.blend(image, classes, 0.5, True), torch.device("cpu"))
+    overlay_t = Timing([timed(lambda: overlay.blend(image, classes, 0.5, True), torch.device("cpu"))
                         for _ in range(10)])
 
     # GWRP over the target's probabilities: full sort against top-k
@@ -214,7 +214,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     gwrp = {}
     for name, topk in (("sort", False), ("topk", True)):
         M.gwrp(p, decay, topk)
-        gwrp[name] = Timing([_timed(lambda: M.gwrp(p, decay, topk), device) for _ in range(5)])
+        gwrp[name] = Timing([timed(lambda: M.gwrp(p, decay, topk), device) for _ in range(5)])
     loss_diff = abs(float(M.image_level_loss(p, v, decay, True)) - float(M.image_level_loss(p, v, decay, False)))
 
     regions, regions_equal = _region_growing(device, target, max(5, rounds))
@@ -256,7 +256,7 @@ def _inference(model, device, scale: int, rounds: int, g, autocast, layout) -> d
             with autocast():
                 return _up(model(x).logits, x).argmax(1)
         forward()
-        ms = Timing([_timed(forward, device) for _ in range(max(3, rounds))])
+        ms = Timing([timed(forward, device) for _ in range(max(3, rounds))])
         infer[f"{w}x{h}"] = {"batch": batch, "fps": round(1000 * batch / ms.median, 2), "ms_per_batch": ms.summary()}
     return infer
 
@@ -268,7 +268,7 @@ def profile_step(step, device, steps: int = 3) -> str:
 
     cuda = device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
-        wall = sum(_timed(step, device) for _ in range(steps)) / steps
+        wall = sum(timed(step, device) for _ in range(steps)) / steps
     events = prof.key_averages()
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     # kernels are attributed to the CPU-side operators that launched them: sum those alone
@@ -307,7 +307,7 @@ def _region_growing(device, size, repeats: int):
     state = torch.where(M.category_vector(p.argmax(1), NUM_CLASSES) > 0, M.PRESENT, M.ABSENT)
     backends = ("opencv", "torch")
     labels = {b: M.expand_regions(p, state, backend=b)[0] for b in backends}  # warm-up, and the check
-    timings = {b: Timing([_timed(lambda: M.expand_regions(p, state, backend=b), device) for _ in range(repeats)])
+    timings = {b: Timing([timed(lambda: M.expand_regions(p, state, backend=b), device) for _ in range(repeats)])
                .summary() for b in backends}
     return timings, bool(torch.equal(labels["opencv"], labels["torch"]))
 

@@ -94,10 +94,7 @@ class Config:
     notes: typing.ClassVar[list[str]] = []  # what loading changed, for the caller to show
 
     def to_dict(self) -> dict:
-        """Every setting, with the chosen method's table alone (the others' would be noise)."""
-        raw = dataclasses.asdict(self)
-        raw["method"] = {"name": self.method.name, self.method.name: raw["method"][self.method.name]}
-        return raw
+        return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())

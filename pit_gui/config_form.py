@@ -1,23 +1,33 @@
 """A form over the run configuration. It edits the fields a user changes most and keeps every
-other key of the loaded config as it was; the engine's Config does all the checking."""
+other key of the loaded config as it was; the engine's Config does all the checking.
+
+The method box lists the engine's registry; each method's settings come from its own config
+table (the fields its `FORM` names, or all of them), so a new method needs no change here."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from pit_engine.config import Config
 from pit_engine.data.datasets import DATASETS
+from pit_engine.methods import METHODS
 from pit_engine.models import BACKBONES
-from pit_engine.train import available_devices
+from pit_engine.runtime import available_devices
 
-METHOD_SWITCHES = (("pivot", "B  pivot (image-level classifier)"), ("align", "C  image-level alignment"),
-                   ("image_level", "D  image-level expansion (GWRP)"), ("pixel_level", "E  pixel-level expansion"),
-                   ("output_adv", "F  output-space adversarial"))
-WEIGHTS = ("lambda_cls", "lambda_img", "lambda_pix", "lambda_align", "lambda_adv")
+
+def _setting_widget(kind: type) -> QWidget:
+    if kind is bool:
+        return QCheckBox()
+    if kind is int:
+        return QSpinBox(maximum=10_000_000)
+    if kind is float:
+        return QDoubleSpinBox(decimals=6, maximum=1000.0, singleStep=0.001)
+    return QLineEdit()
 
 
 def _path_row(edit: QLineEdit, pick, *extra) -> QWidget:
@@ -65,17 +75,31 @@ class ConfigForm(QWidget):
         form_m.addRow("Backbone", backbone)
         form_m.addRow("Weights", _path_row(weights, lambda: self._pick_file(weights, "Weights (*.pth *.pt)")))
 
-        method = QGroupBox("PIT components")
+        method = QGroupBox("Method")
         box = QVBoxLayout(method)
-        for key, label in METHOD_SWITCHES:
-            self.fields[f"method.{key}"] = QCheckBox(label)
-            box.addWidget(self.fields[f"method.{key}"])
-        form_w = QFormLayout()
-        for key in WEIGHTS:
-            spin = QDoubleSpinBox(decimals=5, maximum=100.0, singleStep=0.001)
-            self.fields[f"method.{key}"] = spin
-            form_w.addRow(f"λ {key.removeprefix('lambda_')}", spin)
-        box.addLayout(form_w)
+        choice = QComboBox(toolTip="The adaptation method; source only is the baseline every method is measured "
+                                   "against, target labels the ceiling (not an adaptation method)")
+        settings = QStackedWidget()
+        for name, cls in METHODS.items():
+            choice.addItem(cls.label, name)
+            page = QWidget()
+            form_p = QFormLayout(page)
+            form_p.setContentsMargins(0, 0, 0, 0)
+            labels = getattr(cls.Config, "FORM", None) or {f.name: f.name for f in dataclasses.fields(cls.Config)}
+            kinds = {f.name: f.type for f in dataclasses.fields(cls.Config)}
+            for key, label in labels.items():
+                kind = {"bool": bool, "int": int, "float": float}.get(kinds[key], kinds[key])
+                widget = self.fields[f"method.{name}.{key}"] = _setting_widget(kind)
+                if isinstance(widget, QCheckBox):
+                    widget.setText(label)
+                    form_p.addRow(widget)
+                else:
+                    form_p.addRow(label, widget)
+            settings.addWidget(page)
+        choice.currentIndexChanged.connect(settings.setCurrentIndex)
+        self.fields["method.name"] = choice
+        box.addWidget(choice)
+        box.addWidget(settings)
 
         train = QGroupBox("Training")
         form_t = QFormLayout(train)
@@ -112,8 +136,8 @@ class ConfigForm(QWidget):
     def set_config(self, config: Config) -> None:
         self._raw = config.to_dict()
         for key, widget in self.fields.items():
-            section, name = key.split(".")
-            value = self._raw[section][name]
+            *path, name = key.split(".")
+            value = _table(self._raw, path)[name]
             if isinstance(widget, QComboBox):
                 index = widget.findData(value) if widget.itemData(0) is not None else widget.findText(value)
                 if index < 0:  # e.g. a config naming a GPU this machine lacks: keep it selectable
@@ -130,16 +154,17 @@ class ConfigForm(QWidget):
     def raw(self) -> dict:
         raw = copy.deepcopy(self._raw)
         for key, widget in self.fields.items():
-            section, name = key.split(".")
+            *path, name = key.split(".")
+            table = _table(raw, path)
             if isinstance(widget, QComboBox):
                 data = widget.currentData()
-                raw[section][name] = data if data is not None else widget.currentText()
+                table[name] = data if data is not None else widget.currentText()
             elif isinstance(widget, QLineEdit):
-                raw[section][name] = widget.text().strip()
+                table[name] = widget.text().strip()
             elif isinstance(widget, QCheckBox):
-                raw[section][name] = widget.isChecked()
+                table[name] = widget.isChecked()
             else:
-                raw[section][name] = widget.value()
+                table[name] = widget.value()
         return raw
 
     def config(self) -> Config:
@@ -147,9 +172,9 @@ class ConfigForm(QWidget):
         return Config.from_dict(self.raw(), "the training form")
 
     def set_value(self, key: str, value) -> None:
-        section, name = key.split(".")
+        *path, name = key.split(".")
         raw = self.raw()
-        raw[section][name] = value
+        _table(raw, path)[name] = value
         self._raw = raw
         self.set_config(Config.from_dict(raw, "the training form"))
 
@@ -169,3 +194,9 @@ class ConfigForm(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", edit.text() or str(Path.home()), filter_)
         if path:
             edit.setText(path)
+
+
+def _table(raw: dict, path: list[str]) -> dict:
+    for key in path:
+        raw = raw[key]
+    return raw

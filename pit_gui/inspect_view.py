@@ -377,6 +377,9 @@ class InspectView(QWidget):
             return
         self.render_panels()
         names = self._names()
+        pivots = [p is not None and p.has_pivot for p in (r.a, r.b)]
+        self.chart.setVisible(any(pivots))  # the pivot panels exist only for methods that have a pivot
+        self.panel_regions.setVisible(any(pivots))
         self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], r.truth_present)
         self._fill_table(r)
         self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
@@ -404,7 +407,9 @@ class InspectView(QWidget):
         else:
             self.panel_c.show_image(r.image, "frame (no ground truth)" if r.truth is None else "frame")
 
+        with_pivot = [p for p in (r.b, r.a) if p is not None and p.has_pivot]  # the adapted model first
         pred = r.b if (self.region_model.currentIndex() == 0 and r.b is not None) or r.a is None else r.a
+        pred = pred if pred in with_pivot else (with_pivot[0] if with_pivot else None)
         c = self.region_class.currentIndex()
         if pred is not None:
             verdict = {1: "present", 0: "absent", -1: "unsure"}[int(pred.pivot[c])]

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton, QVBoxLayout, QWidget
 
+from pit_engine.methods import loss_terms
 from pit_gui.smoothing import Ema
 
 MIOU = "mIoU"
@@ -181,8 +182,7 @@ class LossPlots(QWidget):
 
     def terms(self) -> list[str]:
         found = list(dict.fromkeys(list(self.series["main"]) + list(self.series["reference"])))
-        order = {t: i for i, t in enumerate(("seg", "seg_aux", "cls", "img_src", "img_tgt", "pix", "align", "adv",
-                                             "adv_aux", "disc", MIOU, "lr"))}
+        order = {t: i for i, t in enumerate((*loss_terms(), MIOU, "lr"))}
         return sorted(found, key=lambda t: (order.get(t, 50), t))
 
     def points(self, term: str, run: str = "main") -> tuple[list[int], list[float]]:

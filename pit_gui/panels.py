@@ -83,7 +83,7 @@ class CategoryChart(pg.PlotItem):
         for bar in self.bars:
             self.removeItem(bar)
         self.bars, self.values = [], {}
-        shown = [(label, p) for label, p in predictions if p is not None]
+        shown = [(label, p) for label, p in predictions if p is not None and p.has_pivot]
         height = 0.8 / max(len(shown), 1)
         for k, (label, p) in enumerate(shown):
             y = np.arange(len(p.q)) - 0.4 + height * (k + 0.5)

@@ -32,14 +32,14 @@ def test_demo_writes_the_report(tiny_quick, tmp_path, capsys):
     assert (out / "data/source/images").is_dir() and (out / "source_only/checkpoints").is_dir()
     index = json.loads((out / "overlays/index.json").read_text())
     assert len(index["frames"]) == 3 and all((out / "overlays" / f["compare"]).is_file() for f in index["frames"])
-    assert "| + D + E (PIT) |" in (out / "report.md").read_text()
+    assert "| PIT: + D + E |" in (out / "report.md").read_text()
     assert "Gain of PIT over source only" in capsys.readouterr().out
 
 
 def test_ablation_and_seeds_give_every_row_a_mean_and_spread(tiny_quick, tmp_path):
     report = demo.run_demo(tmp_path / "abl", quick=True, device="cpu", seeds=(0, 1), ablation=True,
                            say=lambda text: None)
-    assert set(demo.ROWS) <= set(report)
-    for row in demo.ROWS:
+    assert set(demo.ABLATION_ROWS) <= set(report)
+    for row in demo.ABLATION_ROWS:
         assert len(report[row]["miou_per_seed"]) == 2 and report[row]["miou_std"] >= 0
     assert len(report["gain_per_seed"]) == 2

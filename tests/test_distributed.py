@@ -34,8 +34,7 @@ def _steps(run):
 def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
     # 1 process x batch 2 and 2 processes x batch 1 see the same global batch of draws
     for name, batch in (("one", 2), ("two", 1)):
-        tiny_config(tiny_demo, train={"batch_size": batch, "iterations": 4},
-                    method={"warmup": 1}).save(tmp_path / f"{name}.toml")
+        tiny_config(tiny_demo, train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(tmp_path / f"{name}.toml")
     _run(["-m", "pit_engine", "train", "--config", "one.toml", "--out", "run1"], tmp_path)
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pit_engine", "train",
                  "--config", "two.toml", "--out", "run2"], tmp_path)
@@ -67,7 +66,7 @@ def test_a_failing_rank_stops_the_run_with_one_line_each(tiny_demo, tmp_path):
     shutil.copytree(tiny_demo, demo)
     broken = sorted((demo / "source" / "images").iterdir())[1]
     broken.write_bytes(broken.read_bytes()[:300])  # one rank draws it first and fails
-    tiny_config(demo, train={"batch_size": 1, "iterations": 30}, method={"warmup": 1}).save(tmp_path / "two.toml")
+    tiny_config(demo, train={"batch_size": 1, "iterations": 30, "warmup": 1}).save(tmp_path / "two.toml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -96,7 +95,7 @@ def test_no_rank_evaluates_when_one_cannot_read_the_val_data(tiny_demo, tmp_path
         "    return real(kind, root, split, *args)\n"
         "train.open_dataset = open_dataset\n"
         "sys.exit(main(sys.argv[1:]))\n")
-    tiny_config(tiny_demo, train={"batch_size": 1, "iterations": 2}, method={"warmup": 1}).save(tmp_path / "two.toml")
+    tiny_config(tiny_demo, train={"batch_size": 1, "iterations": 2, "warmup": 1}).save(tmp_path / "two.toml")
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "rank1_without_val.py",
                  "train", "--config", "two.toml", "--out", "run"], tmp_path, timeout=120)
     assert "no evaluation: the val data is not readable by every process of this run" in done.stdout + done.stderr

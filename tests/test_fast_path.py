@@ -15,7 +15,7 @@ from pit_engine.train import Trainer, resolve_amp
 
 def _losses(demo, tmp_path, name, iterations=3, **train):
     steps = []
-    config = tiny_config(demo, train={"iterations": iterations, **train}, method={"warmup": 1})
+    config = tiny_config(demo, train={"iterations": iterations, "warmup": 1, **train})
     finished = Trainer(config, tmp_path / name, log=lambda *_: None).run(
         lambda e: steps.append(e.losses) if isinstance(e, Step) else None)
     assert finished.reason == "done", finished.message

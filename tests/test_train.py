@@ -12,7 +12,7 @@ from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Ste
 from pit_engine.train import Trainer
 from tests.conftest import tiny_config
 
-SOURCE_ONLY = {"pivot": False, "align": False, "image_level": False, "pixel_level": False}
+SOURCE_ONLY = "source_only"
 
 
 def run(config, run_dir, **kwargs):
@@ -28,7 +28,7 @@ def step_losses(run_dir):
 
 
 def test_pit_run_reports_every_loss_term_and_writes_the_run_dir(tiny_demo, tmp_path):
-    config = tiny_config(tiny_demo, method={"output_adv": True, "disc_width": 8})
+    config = tiny_config(tiny_demo, pit={"output_adv": True, "disc_width": 8})
     finished, events = run(config, tmp_path / "run")
     assert finished.reason == "done", finished.message
     assert isinstance(events[0], Started) and events[0].total_iterations == 6
@@ -49,8 +49,8 @@ def test_pit_run_reports_every_loss_term_and_writes_the_run_dir(tiny_demo, tmp_p
 
 def test_pixel_level_loss_appears_once_seeds_exist(tiny_demo, tmp_path):
     # thresholds at 0 make every arg-max pixel a seed, so the pseudo-label term must show up
-    config = tiny_config(tiny_demo, method={"seed_threshold": 0.0, "grow_threshold": 0.0, "tau_hi": 0.0,
-                                            "tau_lo": 0.0, "warmup": 0})
+    config = tiny_config(tiny_demo, pit={"seed_threshold": 0.0, "grow_threshold": 0.0, "tau_hi": 0.0,
+                                         "tau_lo": 0.0}, train={"warmup": 0})
     finished, events = run(config, tmp_path / "run")
     assert finished.reason == "done"
     assert all("pix" in e.losses for e in events if isinstance(e, Step))
@@ -63,7 +63,7 @@ def test_source_only_is_the_same_loop_with_components_off(tiny_demo, tmp_path):
 
 
 def test_stop_then_resume_matches_an_uninterrupted_run(tiny_demo, tmp_path):
-    config = tiny_config(tiny_demo, method={"refresh_every": 3}, train={"iterations": 8})
+    config = tiny_config(tiny_demo, pit={"refresh_every": 3}, train={"iterations": 8})
     done, _ = run(config, tmp_path / "whole")
     assert done.reason == "done"
 
@@ -158,7 +158,7 @@ def test_a_corrupt_frame_in_a_loader_worker_is_one_line(tiny_demo, tmp_path):
 def test_no_network_output_is_read_after_the_next_forward_pass(tiny_demo, tmp_path, monkeypatch):
     # What CUDA-graph replays allow: once the network runs again, the memory of its last outputs
     # may be reused. Poison them at every forward pass; the losses must not change.
-    config = tiny_config(tiny_demo, train={"iterations": 3}, method={"warmup": 1, "output_adv": True})
+    config = tiny_config(tiny_demo, train={"iterations": 3, "warmup": 1}, pit={"output_adv": True})
 
     def losses(run):
         steps = []
@@ -168,22 +168,26 @@ def test_no_network_output_is_read_after_the_next_forward_pass(tiny_demo, tmp_pa
         return steps
 
     clean = losses("clean")
-    fast_path = Trainer._fast_path
+    import pit_engine.train
 
-    def poisoning(self):
-        fast_path(self)
-        forward, last = self.forward, []
+    build = pit_engine.train.build_model
 
-        def poisoned_forward(x):
+    def poisoning_build(*args, **kwargs):
+        model, normalization = build(*args, **kwargs)
+        last = []
+
+        def poison(module, inputs):
             with torch.no_grad():
                 for tensor in last:
                     tensor.fill_(float("nan"))
-            out = forward(x)
-            last[:] = [t for t in (out.logits, out.aux, out.features, out.pivot) if t is not None]
-            return out
-        self.forward = poisoned_forward
 
-    monkeypatch.setattr(Trainer, "_fast_path", poisoning)
+        def keep(module, inputs, out):
+            last[:] = [t for t in (out.logits, out.aux, out.features, out.pivot) if t is not None]
+        model.register_forward_pre_hook(poison)
+        model.register_forward_hook(keep)
+        return model, normalization
+
+    monkeypatch.setattr(pit_engine.train, "build_model", poisoning_build)
     assert losses("poisoned") == clean
     assert {"adv", "adv_aux", "align", "disc", "pix"} <= set(clean[-1])  # every reader of the outputs ran
 

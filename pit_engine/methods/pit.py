@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,13 @@ from pit_engine.models import ImageDiscriminator, OutputDiscriminator
 
 @dataclass
 class PITConfig:
+    # what the GUI's training form shows (the rest keeps the loaded config's values)
+    FORM: ClassVar[dict[str, str]] = {
+        "pivot": "B  pivot (image-level classifier)", "align": "C  image-level alignment",
+        "image_level": "D  image-level expansion (GWRP)", "pixel_level": "E  pixel-level expansion",
+        "output_adv": "F  output-space adversarial", "lambda_cls": "λ cls", "lambda_img": "λ img",
+        "lambda_pix": "λ pix", "lambda_align": "λ align", "lambda_adv": "λ adv"}
+
     pivot: bool = True  # B: the image-level classifier, trained on the source
     align: bool = True  # C: image-level adversarial alignment of the pivot features
     image_level: bool = True  # D: GWRP image-level expansion / suppression

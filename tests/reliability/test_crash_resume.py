@@ -45,8 +45,8 @@ def _kill_during_write(proc, checkpoints: Path, timeout=60) -> bool:
 
 
 def test_sigkill_at_random_moments_then_resume(tiny_demo, tmp_path):
-    tiny_config(tiny_demo, train={"iterations": ITERATIONS, "checkpoint_every": 1, "keep_checkpoints": 2},
-                method={"warmup": 3}).save(tmp_path / "config.toml")
+    tiny_config(tiny_demo, train={"iterations": ITERATIONS, "checkpoint_every": 1, "keep_checkpoints": 2,
+                                        "warmup": 3}).save(tmp_path / "config.toml")
     reference = tmp_path / "reference"
     _, err = (proc := _start(["--config", "config.toml", "--out", str(reference)], tmp_path)).communicate(timeout=300)
     assert proc.returncode == 0, err  # the same thread count as the killed runs: the same float sums

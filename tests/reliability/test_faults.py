@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from pit_engine import method as M
-from pit_engine import train as train_module
+from pit_engine import pit_ops as M
 from pit_engine.checkpoint import load_checkpoint
 from pit_engine.cli import main
 from pit_engine.errors import UserError
@@ -59,9 +58,9 @@ def test_export_write_fails_with_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_cuda_out_of_memory_is_one_line_with_the_options(tiny_demo, tmp_path, monkeypatch):
-    def oom(self):
+    def oom(self, source, target=None):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB. GPU 0 has 79 GiB ...")
-    monkeypatch.setattr(Trainer, "_step", oom)
+    monkeypatch.setattr(Trainer, "step", oom)
     finished = _run(tiny_demo, tmp_path / "run")
     assert finished.reason == "failed" and not finished.traceback
     assert finished.message == ("error: out of GPU memory allocating 1.50 GiB (iteration 1) — use a smaller data.crop "
@@ -76,7 +75,7 @@ def test_nan_loss_stops_naming_term_and_iteration(tiny_demo, tmp_path, monkeypat
         calls["n"] += 1
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] >= 3 else value  # from the third step on
-    monkeypatch.setattr(train_module.M, "image_level_loss", poisoned)
+    monkeypatch.setattr(M, "image_level_loss", poisoned)
     finished = _run(tiny_demo, tmp_path / "run", log_every=1)
     assert finished.reason == "failed"
     assert finished.message.startswith("error: loss 'img_src' is not finite at iteration 3")

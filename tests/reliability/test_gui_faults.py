@@ -3,17 +3,17 @@ one-line reason in a dialog and leaves the window ready for the next run."""
 from PySide6.QtCore import QSettings
 
 from conftest import tiny_config
-from pit_engine import train as train_module
+from pit_engine import pit_ops
 from pit_gui.main_window import MainWindow
 
 
 def test_training_failing_mid_run(qtbot, tiny_demo, tmp_path, monkeypatch):
-    real, calls = train_module.M.image_level_loss, {"n": 0}
+    real, calls = pit_ops.image_level_loss, {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs) * (float("nan") if calls["n"] >= 3 else 1.0)
-    monkeypatch.setattr(train_module.M, "image_level_loss", poisoned)
+    monkeypatch.setattr(pit_ops, "image_level_loss", poisoned)
     window = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), demo_models=False, demo_frames=False)
     qtbot.addWidget(window)
     window.show()
