@@ -43,17 +43,17 @@ def tiny_demo(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(demo: Path, method: str = "pit", pit: dict | None = None, **sections):
+def tiny_config(demo: Path, name: str = "pit", pit: dict | None = None, **sections):
     """A config that trains the small backbone on tiny frames for a few iterations, with the
     method named (PIT by default; `pit` updates [method.pit]). Other keyword arguments update
-    sections: tiny_config(demo, "cbst", train={"warmup": 1})."""
+    sections, tables within them too: tiny_config(demo, "cbst", method={"cbst": {"round_every": 2}})."""
     from pit_engine.config import Config
 
     raw = {
         "data": {"source_root": str(demo / "source"), "target_root": str(demo / "target"),
                  "source_size": [64, 36], "target_size": [64, 32], "workers": 0},
         "model": {"backbone": "small"},
-        "method": {"name": method, "pit": {"gwrp_decay": 0.99, **(pit or {})}},
+        "method": {"name": name, "pit": {"gwrp_decay": 0.99, **(pit or {})}},
         "train": {"iterations": 6, "batch_size": 2, "lr": 0.01, "head_lr_mult": 1.0, "device": "cpu",
                   "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "warmup": 2},
         "eval": {"size": [64, 32]},

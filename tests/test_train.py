@@ -57,7 +57,7 @@ def test_pixel_level_loss_appears_once_seeds_exist(tiny_demo, tmp_path):
 
 
 def test_source_only_is_the_same_loop_with_components_off(tiny_demo, tmp_path):
-    finished, events = run(tiny_config(tiny_demo, method=SOURCE_ONLY), tmp_path / "run")
+    finished, events = run(tiny_config(tiny_demo, SOURCE_ONLY), tmp_path / "run")
     assert finished.reason == "done"
     assert all(set(e.losses) == {"seg", "seg_aux"} for e in events if isinstance(e, Step))
 
@@ -82,7 +82,7 @@ def test_stop_then_resume_matches_an_uninterrupted_run(tiny_demo, tmp_path):
 
 
 def test_pause_holds_the_loop_until_resume(tiny_demo, tmp_path):
-    trainer = Trainer(tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 40}), tmp_path / "run")
+    trainer = Trainer(tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 40}), tmp_path / "run")
     seen = []
     thread = threading.Thread(target=lambda: trainer.run(seen.append))
     trainer.pause()
@@ -105,14 +105,14 @@ def test_bad_inputs_fail_with_one_line(tiny_demo, tmp_path):
     assert finished.reason == "failed" and not finished.traceback
     assert finished.message.startswith("error: folder not found")
     # a run directory that already holds checkpoints is never overwritten
-    good = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2})
+    good = tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 2})
     assert run(good, tmp_path / "r2")[0].reason == "done"
     finished, _ = run(good, tmp_path / "r2")
     assert finished.reason == "failed" and "already holds checkpoints" in finished.message
 
 
 def test_checkpoint_with_another_class_count_is_refused(tiny_demo, tmp_path):
-    good = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 1})
+    good = tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 1})
     run(good, tmp_path / "run")
     path = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
     state = torch.load(path, weights_only=True)
@@ -123,7 +123,7 @@ def test_checkpoint_with_another_class_count_is_refused(tiny_demo, tmp_path):
 
 
 def test_cli_train_eval_and_config_typo(tiny_demo, tmp_path, capsys):
-    config = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2})
+    config = tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 2})
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml())
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 0
@@ -149,7 +149,7 @@ def test_a_corrupt_frame_in_a_loader_worker_is_one_line(tiny_demo, tmp_path):
     shutil.copytree(tiny_demo / "source", data / "source")
     for png in (data / "source/images").glob("*.png"):
         png.write_bytes(b"garbage")
-    config = tiny_config(tiny_demo, method=SOURCE_ONLY, data={"source_root": str(data / "source"), "workers": 1})
+    config = tiny_config(tiny_demo, SOURCE_ONLY, data={"source_root": str(data / "source"), "workers": 1})
     finished, _ = run(config, tmp_path / "run")
     assert finished.reason == "failed" and not finished.traceback
     assert finished.message.startswith("error: cannot read image") and "\n" not in finished.message
@@ -199,7 +199,7 @@ def test_an_unreadable_val_frame_is_skipped_and_the_checkpoint_kept(tiny_demo, t
     shutil.copytree(tiny_demo / "target", data / "target")
     broken = sorted((data / "target/leftImg8bit/val").rglob("*.png"))[1]
     broken.write_bytes(broken.read_bytes()[:200])
-    config = tiny_config(tiny_demo, method=SOURCE_ONLY, train={"iterations": 2, "checkpoint_every": 2},
+    config = tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 2, "checkpoint_every": 2},
                          data={"target_root": str(data / "target"), "workers": 1})
     said = []
     finished, events = run(config, tmp_path / "run", log=said.append)
