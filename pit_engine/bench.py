@@ -157,14 +157,14 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     reference = ReferenceStep(backbone, device)
     scratch = tempfile.TemporaryDirectory(prefix="pit-bench-")
     pit = pit_trainer(backbone, device, source, target, compile_ and compile_mode == "default", scratch.name)
-    def pit_step():
-        return pit.step(src, tgt)
-    if compile_ and compile_mode != "default":  # an experiment: "reduce-overhead" replays CUDA graphs
+    graphs = compile_ and compile_mode != "default"  # an experiment: "reduce-overhead" replays CUDA graphs
+    if graphs:
         pit.nets.forward = torch.compile(pit.nets.forward, mode=compile_mode, dynamic=False)
 
-        def pit_step():
+    def pit_step():
+        if graphs:
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs are free
-            return pit.step(src, tgt)
+        return pit.step(src, tgt)
     variants = {"reference": lambda: reference(xs, ys, xt), "pit": pit_step}
     settings = fast_settings(device)
     if device.type != "cpu":  # the same step with region growing on the host (OpenCV), for comparison
@@ -193,7 +193,7 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     # inference: the adapted network at frame size, batched, in the trainer's fast settings; on a
     # GPU also in fp32 NCHW, as Predictor (the GUI, pit predict / eval) runs it
     model = pit.model.eval()
-    infer = _inference(model, device, scale, rounds, g, pit.autocast, pit.layout)
+    infer = _inference(model, device, scale, rounds, g, pit.runtime.autocast, pit.runtime.layout)
     infer_fp32 = None
     if device.type == "cuda":
         model.to(memory_format=torch.contiguous_format)

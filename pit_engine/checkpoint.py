@@ -59,6 +59,13 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return ckpts[-1]
 
 
+def seed_everything(seed: int) -> None:
+    """Every RNG the trainer draws from, seeded."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def rng_state() -> dict:
     """Every RNG the trainer draws from, as tensors and ints (weights_only-safe)."""
     np_state = np.random.get_state()
@@ -132,3 +139,4 @@ def checkpoint_method(state: dict, where):
 
     cfg = checkpoint_config(state, where)
     return build_method(cfg.method, cfg.model.aux_weight)
+

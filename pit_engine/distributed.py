@@ -39,3 +39,19 @@ def leave(wait: bool = True) -> None:
             dist.barrier()  # nobody tears the group down while rank 0 still writes its last checkpoint
         dist.destroy_process_group()
 
+
+
+def everyone(flag: bool, device, world: int) -> bool:
+    """Whether `flag` holds on every rank (one MIN all-reduce; itself in one process)."""
+    if world == 1:
+        return flag
+    agreed = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return bool(agreed.item())
+
+
+def mean_over_ranks(values: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(values)
+        values /= world
+    return values

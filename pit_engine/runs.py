@@ -1,11 +1,73 @@
-"""Reading a run directory back: its resolved config and its `metrics.jsonl`, also while it grows."""
+"""A run directory: `RunWriter` writes it as a run goes (config.toml, metrics.jsonl, events.log,
+checkpoints/); the rest reads it back, its resolved config and its metrics also while it grows."""
 from __future__ import annotations
 
 import json
 import tomllib
+from datetime import datetime
 from pathlib import Path
 
 from pit_engine.errors import UserError
+
+
+class RunWriter:
+    """What a run writes, by rank 0 alone (`main`; other ranks' calls do nothing)."""
+
+    def __init__(self, path: Path, main: bool = True):
+        self.path, self.main = Path(path), main
+
+    def create(self, config) -> None:
+        """A new run: never over one that holds checkpoints."""
+        if not self.main:
+            return
+        checkpoints = self.path / "checkpoints"
+        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+            raise UserError("run directory already holds checkpoints", self.path,
+                            "continue it with --resume, or choose a new --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        config.save(self.path / "config.toml")
+
+    def event(self, text: str) -> None:
+        if self.main and self.path.is_dir():
+            with open(self.path / "events.log", "a") as f:
+                f.write(f"{datetime.now().isoformat(timespec='seconds')} {text}\n")
+
+    def metrics(self, record: dict) -> None:
+        if self.main:
+            with open(self.path / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def checkpoint(self, iteration: int, state: dict, keep: int) -> Path:
+        """Written atomically; only the newest `keep` stay."""
+        from pit_engine.checkpoint import save_checkpoint
+
+        path = save_checkpoint(self.path / "checkpoints" / f"iter_{iteration:07d}.pt", state)
+        for old in sorted((self.path / "checkpoints").glob("iter_*.pt"))[:-max(keep, 1)]:
+            old.unlink(missing_ok=True)
+        self.event(f"checkpoint {path.name}")
+        return path
+
+    def rewind(self, iteration: int) -> None:
+        """Back to a checkpoint's iteration: what metrics.jsonl logged after it (about to happen
+        again) and a line a crash cut are forgotten, and interrupted writes removed."""
+        if not self.main:
+            return
+        from pit_engine.data.io import atomic_write
+
+        metrics = self.path / "metrics.jsonl"
+        if metrics.is_file():
+            keep = [line for line in metrics.read_text(errors="replace").splitlines() if _logged_by(line, iteration)]
+            atomic_write(metrics, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
+        for stale in (self.path / "checkpoints").glob(".iter_*"):
+            stale.unlink(missing_ok=True)
+
+
+def _logged_by(line: str, iteration: int) -> bool:
+    try:
+        record = json.loads(line)
+        return isinstance(record, dict) and record["iteration"] <= iteration
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def is_run_dir(path: str | Path) -> bool:

@@ -1,44 +1,35 @@
-"""The trainer: the loop that runs any method (pit_engine/methods) the same way.
+"""The trainer: the loop that runs any method (pit_engine/methods) the same way, with its runtime
+(device, precision, compile, DDP), data draws, schedule, events, checkpoints and run directory.
 
-It owns the runtime (device, precision, compile, DistributedDataParallel), the numbered data
-draws, the schedule (warm-up, poly learning rate), events, checkpoints and the run directory.
 `Trainer(config, run_dir).run(on_event)` runs in the caller's thread and reports through `events`
 dataclasses. `pause()`, `resume()` and `stop()` may be called from any thread; a stop takes
-effect after the current optimizer step and leaves a checkpoint behind.
-"""
+effect after the current optimizer step and leaves a checkpoint behind."""
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import math
-import random
 import threading
 import time
 import traceback
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from pit_engine import compile_cache
-from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, seed_everything, set_rng_state
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS
 from pit_engine.config import Config
-from pit_engine.data.datasets import open_dataset
-from pit_engine.data.draws import draw_loader, next_batch
-from pit_engine.data.io import atomic_write
-from pit_engine.data.transforms import Transform, get_normalization
-from pit_engine.distributed import local_rank
+from pit_engine.data.draws import draw_loader, next_batch, open_training_data
+from pit_engine.data.transforms import get_normalization
+from pit_engine.distributed import everyone, local_rank, mean_over_ranks
 from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import evaluate
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
 from pit_engine.methods import Nets, adversarial_loss, build_method
 from pit_engine.models import build_model
-from pit_engine.runtime import resolve_amp, resolve_device
+from pit_engine.runs import RunWriter
+from pit_engine.runtime import Runtime, explain_failure, resolve_device
 
 
 class Trainer:
@@ -57,6 +48,7 @@ class Trainer:
             shared = [str(self.run_dir)]
             dist.broadcast_object_list(shared, src=0)
             self.run_dir = Path(shared[0])
+        self.out = RunWriter(self.run_dir, self.is_main)
 
     # control, from any thread -------------------------------------------------------------
     def pause(self):
@@ -84,42 +76,19 @@ class Trainer:
             finished = Finished("failed", exc.line(), self.iteration)
         except torch.OutOfMemoryError as exc:
             finished = Finished("failed", out_of_memory(exc, f"iteration {self.iteration + 1}").line(), self.iteration)
-        except Exception as exc:
-            finished = self._failed(exc)
+        except Exception as exc:  # one line where the cause lies outside this program, else a bug
+            error = explain_failure(exc, self.config.train.compile, self.world, self.rank, self.iteration)
+            if error:
+                self.out.event(traceback.format_exc())
+            finished = Finished("failed", error.line() if error else f"error: internal error: {exc!r}",
+                                self.iteration, None if error else traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
-        self._log_event(f"finished: {finished.reason} {finished.message}".strip())
+        self.out.event(f"finished: {finished.reason} {finished.message}".strip())
         if finished.traceback:
-            self._log_event(finished.traceback)
+            self.out.event(finished.traceback)
         on_event(finished)
         return finished
-
-    def _failed(self, exc: Exception) -> Finished:
-        """An unexpected exception as the run's end: one line where the cause lies outside this
-        program (the compiler's environment, another rank's failure), with the traceback in
-        events.log; otherwise a bug, with its traceback."""
-        if self.config.train.compile and isinstance(exc, torch._dynamo.exc.TorchDynamoException):
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            error = UserError(f"torch.compile failed: {first[:200]}", "train.compile",
-                              "set train.compile = false (slower, same results)")
-        elif self.world > 1 and _peer_gone(exc):  # that rank printed its own error
-            error = UserError(f"another process of this run stopped (seen by rank {self.rank})",
-                              f"iteration {self.iteration + 1}", "its own error is above; fix that and continue "
-                              "with --resume")
-        else:
-            return Finished("failed", f"error: internal error: {exc!r}", self.iteration, traceback.format_exc())
-        self._log_event(traceback.format_exc())
-        return Finished("failed", error.line(), self.iteration)
-
-    def _log_event(self, text: str) -> None:
-        if self.is_main and self.run_dir.is_dir():
-            with open(self.run_dir / "events.log", "a") as f:
-                f.write(f"{datetime.now().isoformat(timespec='seconds')} {text}\n")
-
-    def _metrics(self, record: dict) -> None:
-        if self.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
 
     def _say(self, text: str) -> None:
         if self.is_main:
@@ -128,7 +97,7 @@ class Trainer:
     def _warn(self, text: str) -> None:
         """Said by whichever rank met it (each rank reads its own share of the evaluation frames)."""
         self.log_fn(text)
-        self._log_event(text)
+        self.out.event(text)
 
     def setup_model(self) -> None:
         """Device, seeds, the network, the method and its modules, optimizers and the fast path;
@@ -141,9 +110,7 @@ class Trainer:
             self.device = torch.device("cuda", local_rank())
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        torch.manual_seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed)
-        random.seed(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         self.model, weights_norm = build_model(cfg.model.backbone, len(CITYSCAPES_CLASSES), cfg.model.aspp_rates,
                                                cfg.model.aux, cfg.model.weights, log=self._say)
         norm = cfg.model.normalization
@@ -151,7 +118,15 @@ class Trainer:
         self.model.to(self.device)
         self.method = build_method(cfg.method, cfg.model.aux_weight)
         self.modules = {name: module.to(self.device) for name, module in self.method.attach(self.model).items()}
-        self._fast_path()
+        self.runtime = runtime = Runtime(cfg.train, self.device, self.world)
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        # what the step calls: the wrapped modules; state dicts, evaluation and a teacher use the plain ones
+        self.nets = Nets(runtime.wrap(self.model))
+        self.disc_forward = {name: runtime.wrap(module) for name, module in self.modules.items()}
+        if cfg.train.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
+            self._say(f"torch.compile: the first steps compile the network (minutes; seconds from {compile_cache()})")
+            self.nets.forward = torch.compile(self.nets.forward, dynamic=False)
         self.optimizer = torch.optim.SGD(self.model.param_groups(cfg.train.lr, cfg.train.head_lr_mult),
                                          lr=cfg.train.lr, momentum=cfg.train.momentum,
                                          weight_decay=cfg.train.weight_decay)
@@ -159,48 +134,17 @@ class Trainer:
                                             lr=self.method.disc_lr, betas=(0.9, 0.99)) if self.modules else None
 
     def _setup_data(self) -> None:
-        cfg, d, seed, method = self.config, self.config.data, self.config.train.seed, self.method
-        for key, needed in (("source_root", True), ("target_root", method.adapts)):
-            if needed and not getattr(d, key):
-                raise UserError(f"data.{key} is not set", "config", f"set it in the config or with --set data.{key}=\"DIR\"")
-        crop = tuple(d.crop) or None
-        self.source = open_dataset(d.source_kind, d.source_root, None,
-                                   Transform(tuple(d.source_size), crop, d.flip, self.normalization.name))
-        if not self.source.labelled:
-            raise UserError("the source data set has no labels", d.source_root, "give a labelled source")
-        self.target = None
-        if method.adapts:
-            self.target = open_dataset(d.target_kind, d.target_root, d.target_split if d.target_kind == "cityscapes"
-                                       else None, Transform(tuple(d.target_size), crop, d.flip, self.normalization.name))
-            if method.reads_target_labels and not self.target.labelled:
-                raise UserError(f"method '{cfg.method.name}' as configured needs target labels", d.target_root,
-                                "give a labelled target split, or an unsupervised method or setting")
-            if not method.reads_target_labels:  # unsupervised: never read target labels, not even to discard them
-                self.target.samples = [dataclasses.replace(s, label=None) for s in self.target.samples]
-        self.val = None
-        if d.val_root or d.target_root:  # every rank evaluates a share of the frames
-            try:
-                val = open_dataset(d.val_kind, d.val_root or d.target_root, d.val_split if d.val_kind == "cityscapes"
-                                   else None)
-                self.val = val if val.labelled else None
-            except UserError as exc:
-                self._say(f"no evaluation: {exc.line()}")
-        if self.world > 1:  # the evaluation ends in an all-reduce: every rank takes part, or none
-            everyone = torch.tensor([int(self.val is not None)], device=self.device)
-            dist.all_reduce(everyone, op=dist.ReduceOp.MIN)
-            if self.val is not None and not everyone.item():
-                self.val = None
-                self._say("no evaluation: the val data is not readable by every process of this run")
+        cfg, d, seed = self.config, self.config.data, self.config.train.seed
+        self.source, self.target, self.val = open_training_data(cfg, self.method, self.normalization.name, self._say)
+        if not everyone(self.val is not None, self.device, self.world) and self.val is not None:
+            self.val = None  # the evaluation ends in an all-reduce: every rank takes part, or none
+            self._say("no evaluation: the val data is not readable by every process of this run")
         self.subsets = EVAL_SUBSETS[d.source_kind]
         if self.resume_from:
             self._restore()
-        elif self.is_main:
-            if (self.run_dir / "checkpoints").is_dir() and any((self.run_dir / "checkpoints").iterdir()):
-                raise UserError("run directory already holds checkpoints", self.run_dir,
-                                "continue it with --resume, or choose a new --out")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run_dir / "config.toml")
-        self._log_event(f"started at iteration {self.iteration} on {self.device}, method {cfg.method.name}"
+        else:
+            self.out.create(cfg)
+        self.out.event(f"started at iteration {self.iteration} on {self.device}, method {cfg.method.name}"
                         + (f", torch.compile cache {compile_cache()}" if cfg.train.compile else ""))
         pin, t = self.device.type == "cuda", cfg.train
         self.source_iter = draw_loader(self.source, seed, self.iteration, t.batch_size, self.rank, self.world,
@@ -208,39 +152,6 @@ class Trainer:
         # the target stream is drawn from only after the warm-up: its step count lags behind
         self.target_iter = draw_loader(self.target, seed + 1, max(0, self.iteration - t.warmup), t.batch_size,
                                        self.rank, self.world, d.workers, pin) if self.target is not None else None
-
-    def _fast_path(self) -> None:
-        """Layout, mixed precision, compilation and DistributedDataParallel around the raw modules.
-
-        `self.model` and `self.modules` stay the plain modules (state dicts, evaluation, a
-        teacher); `self.nets.forward` and `self.disc_forward` are what the step calls. The step
-        runs them in two passes, each with its own backward; the synchronised one (the source
-        pass) uses every trainable parameter, so DDP needs no unused-parameter search."""
-        cfg = self.config.train
-        if cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.amp = resolve_amp(cfg.amp, self.device)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
-        if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UserError("this GPU has no bf16", "train.amp", "use train.amp = \"fp16\" or \"auto\"")
-        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
-        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        wrap = (lambda module: DistributedDataParallel(module, device_ids=ids)) if self.world > 1 else (lambda m: m)
-        self.nets = Nets(wrap(self.model))
-        self.disc_forward = {name: wrap(module) for name, module in self.modules.items()}
-        self._ddp_modules = [self.nets.forward, *self.disc_forward.values()] if self.world > 1 else []
-        self.layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        if self.device.type == "cuda":  # fixed frame sizes: let cuDNN pick its fastest (dilated) convolutions
-            torch.backends.cudnn.benchmark = True
-        if cfg.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
-            self._say("torch.compile: the first steps compile the network (minutes, or seconds from the cache "
-                      f"in {compile_cache()})")
-            self.nets.forward = torch.compile(self.nets.forward, dynamic=False)
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
     # checkpoints ----------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -256,10 +167,7 @@ class Trainer:
     def _save(self) -> None:
         if not self.is_main:
             return
-        path = save_checkpoint(self.run_dir / "checkpoints" / f"iter_{self.iteration:07d}.pt", self._state())
-        for old in sorted((self.run_dir / "checkpoints").glob("iter_*.pt"))[:-max(self.config.train.keep_checkpoints, 1)]:
-            old.unlink(missing_ok=True)
-        self._log_event(f"checkpoint {path.name}")
+        path = self.out.checkpoint(self.iteration, self._state(), self.config.train.keep_checkpoints)
         self._emit(CheckpointSaved(self.iteration, str(path)))
 
     def _restore(self) -> None:
@@ -273,14 +181,7 @@ class Trainer:
         self.method.load_extra_state(state)
         self.iteration = state["iteration"]
         set_rng_state(state["rng"])
-        if self.is_main:  # forget what was logged after the checkpoint: it is about to happen again
-            metrics = self.run_dir / "metrics.jsonl"
-            if metrics.is_file():
-                keep = [line for line in metrics.read_text(errors="replace").splitlines()
-                        if _logged_at_or_before(line, self.iteration)]  # a line cut by a crash is dropped
-                atomic_write(metrics, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
-            for stale in (self.run_dir / "checkpoints").glob(".iter_*"):  # a write a crash interrupted
-                stale.unlink(missing_ok=True)
+        self.out.rewind(self.iteration)
         self._say(f"resumed {self.run_dir} from {path.name}")
 
     # the loop -------------------------------------------------------------------------------
@@ -321,7 +222,7 @@ class Trainer:
                 now = time.perf_counter()
                 rate = window_steps / max(now - window_start, 1e-9)
                 window_start, window_steps, sums = now, 0, {}
-                self._metrics({"kind": "step", "iteration": self.iteration, "lr": lr, **values})
+                self.out.metrics({"kind": "step", "iteration": self.iteration, "lr": lr, **values})
                 self._emit(Step(self.iteration, values, lr, rate, (cfg.iterations - self.iteration) / max(rate, 1e-9)))
             # the checkpoint first: whatever the evaluation meets, this iteration's weights are kept
             if last or cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
@@ -336,29 +237,24 @@ class Trainer:
         if not names:
             return {}
         stacked = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in names])
-        if self.world > 1:
-            dist.all_reduce(stacked)
-            stacked /= self.world
-        return dict(zip(names, (stacked / steps).tolist()))
+        return dict(zip(names, (mean_over_ranks(stacked, self.world) / steps).tolist()))
 
     def _evaluate(self) -> None:
         cfg = self.config
         result = evaluate(self.model, self.val, self.subsets, cfg.eval.size, self.normalization, self.device,
                           self.method if self.method.has_pivot else None, cfg.eval.max_frames, workers=cfg.data.workers,
                           rank=self.rank, world=self.world, warn=self._warn)
-        self._metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
+        self.out.metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
-        self._log_event(f"evaluated at {self.iteration}: {scores} on {result.frames} frames"
+        self.out.event(f"evaluated at {self.iteration}: {scores} on {result.frames} frames"
                         + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
         self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
 
     def step(self, source: dict, target: dict | None = None) -> dict[str, torch.Tensor]:
-        """One optimizer step on a source batch and, when adapting, a target batch; returns the
-        loss terms. Two passes, target then source, each back-propagated at once (the
-        generator's terms, then the discriminators' half on detached outputs): one domain's
-        activations are alive at a time, and no network output is read after the next forward
-        pass (CUDA-graph replays may reuse its memory). The gradients add up in .grad; under DDP
-        the target pass accumulates locally and the source pass all-reduces the sums."""
+        """One optimizer step on a source batch and, when adapting, a target batch; returns the loss
+        terms. Two passes, target then source, each back-propagated at once: one domain's activations
+        are alive at a time, and no network output is read after the next forward pass (CUDA-graph
+        replays may reuse it). Under DDP the target pass accumulates locally, the source pass syncs."""
         self._discriminators_learn(False)  # the generator's adversarial terms must not train them
         self.optimizer.zero_grad(set_to_none=True)
         train_d = target is not None and self.d_optimizer is not None
@@ -366,15 +262,15 @@ class Trainer:
             self.d_optimizer.zero_grad(set_to_none=True)
         target_losses, d_target = {}, None
         if target is not None:
-            with self._no_sync():
+            with self.runtime.no_sync():
                 target_losses, d_target = self._pass(target, train_d, real=False)
         losses, d_source = self._pass(source, train_d, real=True)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self.runtime.scaler.step(self.optimizer)
+        self.runtime.scaler.update()
         losses.update(target_losses)
         if train_d:  # the discriminators learn source = 1, target = 0
-            self.d_scaler.step(self.d_optimizer)
-            self.d_scaler.update()
+            self.runtime.d_scaler.step(self.d_optimizer)
+            self.runtime.d_scaler.update()
             losses["disc"] = d_source + d_target
         return losses
 
@@ -382,42 +278,22 @@ class Trainer:
         """One domain's terms, back-propagated; then the discriminators' half of that domain,
         back-propagated into the discriminators alone (they change only at d_optimizer's step)."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-        batch["image"] = batch["image"].contiguous(memory_format=self.layout)
-        with self.autocast():
+        batch["image"] = batch["image"].contiguous(memory_format=self.runtime.layout)
+        with self.runtime.autocast():
             p = self.method.source_pass(self.nets, batch) if real else \
                 self.method.target_pass(self.nets, batch, self.iteration)
         if p.losses:
-            self.scaler.scale(sum(p.losses.values())).backward()
+            self.runtime.scaler.scale(sum(p.losses.values())).backward()
         if not train_d:
             return p.losses, None
         self._discriminators_learn(True)
-        with self.autocast():
+        with self.runtime.autocast():
             loss = sum(adversarial_loss(self.disc_forward[name](x), real)
                        for name, x in self.method.discriminator_inputs(p).items())
-        self.d_scaler.scale(loss).backward()
+        self.runtime.d_scaler.scale(loss).backward()
         self._discriminators_learn(False)
         return p.losses, loss.detach()
 
     def _discriminators_learn(self, on: bool) -> None:
         for module in self.modules.values():
             module.requires_grad_(on)
-
-    def _no_sync(self) -> contextlib.ExitStack:
-        """DDP's gradient all-reduce held back for the network and the discriminators."""
-        stack = contextlib.ExitStack()
-        for module in self._ddp_modules:
-            stack.enter_context(module.no_sync())
-        return stack
-
-
-def _peer_gone(exc: BaseException) -> bool:
-    """A collective failed because another rank left: NCCL's and gloo's ways of saying so."""
-    return isinstance(exc, dist.DistError) or "closed by peer" in str(exc) or "Connection reset by peer" in str(exc)
-
-
-def _logged_at_or_before(line: str, iteration: int) -> bool:
-    try:
-        record = json.loads(line)
-        return isinstance(record, dict) and record["iteration"] <= iteration
-    except (ValueError, KeyError, TypeError):
-        return False

@@ -85,15 +85,15 @@ def test_no_rank_evaluates_when_one_cannot_read_the_val_data(tiny_demo, tmp_path
     # start to skip the evaluation, whose final all-reduce would otherwise wait for rank 1 forever
     (tmp_path / "rank1_without_val.py").write_text(
         "import os, sys\n"
-        "import pit_engine.train as train\n"
+        "import pit_engine.data.datasets as datasets\n"
         "from pit_engine.cli import main\n"
         "from pit_engine.errors import UserError\n"
-        "real = train.open_dataset\n"
+        "real = datasets.open_dataset\n"
         "def open_dataset(kind, root, split=None, *args):\n"
         "    if split == 'val' and os.environ['RANK'] == '1':\n"
         "        raise UserError('folder not found', root, 'mount it')\n"
         "    return real(kind, root, split, *args)\n"
-        "train.open_dataset = open_dataset\n"
+        "datasets.open_dataset = open_dataset\n"
         "sys.exit(main(sys.argv[1:]))\n")
     tiny_config(tiny_demo, train={"batch_size": 1, "iterations": 2, "warmup": 1}).save(tmp_path / "two.toml")
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "rank1_without_val.py",

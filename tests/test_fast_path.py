@@ -10,7 +10,8 @@ import torch
 from conftest import tiny_config
 from pit_engine.errors import UserError
 from pit_engine.events import Step
-from pit_engine.train import Trainer, resolve_amp
+from pit_engine.runtime import resolve_amp
+from pit_engine.train import Trainer
 
 
 def _losses(demo, tmp_path, name, iterations=3, **train):
