@@ -120,7 +120,7 @@ def slim_checkpoint(source, dest, name: str = "") -> Path:
     state = load_checkpoint(source)
     slim = {
         "model": {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()},
-        **{k: state[k] for k in ("config", "classes", "normalization", "iteration")},
+        **{k: state[k] for k in ("config", "classes", "normalization", "iteration", "method") if k in state},
         "name": name,
     }
     return save_checkpoint(dest, slim)

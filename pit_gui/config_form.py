@@ -85,7 +85,8 @@ class ConfigForm(QWidget):
             page = QWidget()
             form_p = QFormLayout(page)
             form_p.setContentsMargins(0, 0, 0, 0)
-            labels = getattr(cls.Config, "FORM", None) or {f.name: f.name for f in dataclasses.fields(cls.Config)}
+            labels = getattr(cls.Config, "FORM", None) or {
+                f.name: f.name.replace("lambda_", "λ ").replace("_", " ") for f in dataclasses.fields(cls.Config)}
             kinds = {f.name: f.type for f in dataclasses.fields(cls.Config)}
             for key, label in labels.items():
                 kind = {"bool": bool, "int": int, "float": float}.get(kinds[key], kinds[key])

@@ -94,6 +94,9 @@ class CategoryChart(pg.PlotItem):
             self.values[label] = p.q
             self.tau_lo.setValue(p.tau_lo)
             self.tau_hi.setValue(p.tau_hi)
+        order = " · ".join(f"{'upper' if k == 0 else 'lower'} bar {label}" for k, (label, _) in enumerate(shown)) \
+            if len(shown) > 1 else (shown[0][0] if shown else "no model with a pivot")
+        self.getAxis("bottom").setLabel(f"{order} · ▲ ground truth")
         if truth_present is not None:
             ys = np.flatnonzero(truth_present)
             self.truth.setData(x=np.full(len(ys), 1.04), y=ys)

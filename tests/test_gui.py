@@ -401,3 +401,33 @@ def test_a_flat_curve_gets_a_readable_axis_and_a_lone_point_a_dot(qtbot):
     qtbot.waitUntil(lambda: y_range("pix")[1] < 0, timeout=5000)  # log10 of 0.116
     lo, hi = y_range("pix")
     assert hi - lo >= 3.9e-4
+
+
+def test_the_form_chooses_any_registered_method_and_its_settings(qtbot):
+    from pit_engine.methods import METHODS
+    from pit_gui.config_form import ConfigForm
+
+    form = ConfigForm()
+    qtbot.addWidget(form)
+    choice = form.fields["method.name"]
+    assert [choice.itemData(i) for i in range(choice.count())] == list(METHODS)
+    form.set_config(Config.load(resource("demo.toml")))
+    assert choice.currentData() == "pit" and form.fields["method.pit.image_level"].isChecked()
+    choice.setCurrentIndex(list(METHODS).index("cbst"))
+    form.fields["method.cbst.lambda_st"].setValue(0.5)
+    config = form.config()
+    assert config.method.name == "cbst" and config.method.cbst.lambda_st == 0.5
+    assert config.method.cbst.round_every == 100  # the demo preset's, kept
+    assert config.method.pit.seed_ratio == 0.2  # another method's table, not shown, passes through
+
+
+def test_a_model_without_a_pivot_hides_the_pivot_panels(make_window, qtbot, tiny_demo, tmp_path):
+    Trainer(tiny_config(tiny_demo, "minent", train={"iterations": 1, "warmup": 0}), tmp_path / "run",
+            log=lambda *_: None).run()
+    window = make_window(demo_models=False)
+    window.open_path(str(next((tmp_path / "run/checkpoints").glob("*.pt"))))  # as the adapted model
+    window.open_path(str(tiny_demo / "target/leftImg8bit/val"))
+    view = window.inspect_view
+    qtbot.waitUntil(lambda: view.result() is not None and view.result().b is not None, timeout=WAIT_MS)
+    assert not view.chart.isVisibleTo(window) and not view.panel_regions.isVisibleTo(window)
+    assert view.panel_b.array is not None  # the mask is shown
