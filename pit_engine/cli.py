@@ -151,9 +151,10 @@ def cmd_eval(args) -> int:
           + (f"; skipped {result.skipped} unreadable" if result.skipped else ""))
     for name, value in result.miou.items():
         print(f"{name}: {100 * value:.2f}")
-    for name, value in result.per_class.items():
-        rec = result.pivot_recall.get(name, float("nan"))
-        print(f"  {name:<14} IoU {100 * value:6.2f}   pivot recall {100 * rec:6.1f}")
+    for name, value in result.per_class.items():  # the pivot's recall only for a method that has one
+        recall = result.pivot_recall.get(name)
+        pivot = f"   pivot recall {100 * recall:6.1f}" if recall is not None else ""
+        print(f"  {name:<14} IoU {100 * value:6.2f}{pivot}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
     return 0

@@ -357,12 +357,15 @@ class MainWindow(QMainWindow):
 
     def load_config(self, path) -> bool:
         try:
-            self.train_view.form.set_config(Config.load(path))
+            config = Config.load(path)
+            self.train_view.form.set_config(config)
         except UserError as exc:
             self.show_error(exc.line())
             return False
         self.train_view.preset.setCurrentIndex(0)  # the form no longer shows a preset
         self.train_view.say(f"loaded config {path}")
+        for note in config.notes:  # e.g. an older config's flat [method] table, converted
+            self.train_view.say(note)
         self.settings.setValue("config_path", str(Path(path).resolve()))
         self.remember(Path(path))
         self.say(f"loaded {path}")

@@ -34,7 +34,8 @@ def _steps(run):
 def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
     # 1 process x batch 2 and 2 processes x batch 1 see the same global batch of draws
     for name, batch in (("one", 2), ("two", 1)):
-        tiny_config(tiny_demo, train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(tmp_path / f"{name}.toml")
+        tiny_config(tiny_demo, train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(
+            tmp_path / f"{name}.toml")
     _run(["-m", "pit_engine", "train", "--config", "one.toml", "--out", "run1"], tmp_path)
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pit_engine", "train",
                  "--config", "two.toml", "--out", "run2"], tmp_path)

@@ -84,9 +84,11 @@ def open_training_data(config, method, normalization: str, say):
     d = config.data
     for key, needed in (("source_root", True), ("target_root", method.adapts)):
         if needed and not getattr(d, key):
-            raise UserError(f"data.{key} is not set", "config", f"set it in the config or with --set data.{key}=\"DIR\"")
+            raise UserError(f"data.{key} is not set", "config",
+                            f"set it in the config or with --set data.{key}=\"DIR\"")
     crop = tuple(d.crop) or None
-    source = open_dataset(d.source_kind, d.source_root, None, Transform(tuple(d.source_size), crop, d.flip, normalization))
+    source = open_dataset(d.source_kind, d.source_root, None,
+                          Transform(tuple(d.source_size), crop, d.flip, normalization))
     if not source.labelled:
         raise UserError("the source data set has no labels", d.source_root, "give a labelled source")
     target = None
@@ -101,7 +103,8 @@ def open_training_data(config, method, normalization: str, say):
     val = None
     if d.val_root or d.target_root:
         try:
-            val = open_dataset(d.val_kind, d.val_root or d.target_root, d.val_split if d.val_kind == "cityscapes" else None)
+            val = open_dataset(d.val_kind, d.val_root or d.target_root,
+                               d.val_split if d.val_kind == "cityscapes" else None)
             val = val if val.labelled else None
         except UserError as exc:
             say(f"no evaluation: {exc.line()}")
