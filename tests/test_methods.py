@@ -117,3 +117,15 @@ def test_the_target_label_ceiling_refuses_an_unlabelled_target(tiny_demo, tmp_pa
     config = tiny_config(tiny_demo, "target_labels", data={"target_root": str(tmp_path / "target")})
     finished = Trainer(config, tmp_path / "run", log=lambda *_: None).run()
     assert finished.reason == "failed" and "needs target labels" in finished.message and not finished.traceback
+
+
+def test_pit_demo_offers_every_row_and_refuses_an_unknown_one(capsys):
+    from pit_engine import demo
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(row in help_text for row in demo.ROWS)
+    assert {demo.ROWS[row][1] for row in demo.ROWS} == set(METHODS)  # every method has a row
+    assert main(["demo", "--methods", "pit,dann", "--out", "/nonexistent/x"]) == 2
+    assert "unknown method 'dann' (--methods)" in capsys.readouterr().err
