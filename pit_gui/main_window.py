@@ -479,10 +479,8 @@ class MainWindow(QMainWindow):
             elif not (on_failed and on_failed(line)):
                 self.show_error(line, details)
         relay = Relay(worker, progress, on_done, failed, self)
-        thread = start_thread(worker, label)
+        thread = start_thread(worker, label, (self._reap_tasks, relay.deleteLater))
         self.tasks.append((worker, thread))
-        thread.finished.connect(self._reap_tasks)
-        thread.finished.connect(relay.deleteLater)
         self.say(f"{label}…")
         return worker
 
@@ -527,8 +525,7 @@ class MainWindow(QMainWindow):
         worker.message.connect(self.train_view.say)
         worker.finished.connect(self.on_finished)
         self.train_worker = worker
-        self.train_thread = start_thread(worker, "trainer")
-        self.train_thread.finished.connect(self._join_trainer)
+        self.train_thread = start_thread(worker, "trainer", (self._join_trainer,))
         self.train_view.plots.clear(run_dir.name)
         self.train_view.set_running(True)
         self.train_view.say(f"starting {run_dir}")

@@ -31,14 +31,18 @@ UPDATE_INTERVAL_S = 0.05  # at most ~20 GUI updates a second
 THUMBNAIL_WIDTH = 96
 
 
-def start_thread(worker: QObject, name: str) -> QThread:
-    """Move `worker` to a new thread that runs its `run` slot and ends when it emits `done`."""
+def start_thread(worker: QObject, name: str, on_finished=()) -> QThread:
+    """Move `worker` to a new thread that runs its `run` slot and ends when it emits `done`;
+    `on_finished` slots are connected to the thread's `finished` before it starts, since a quick
+    job can finish before a connection made after `start()` exists (and would never be reaped)."""
     thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     # quit from the worker's own thread: a queued quit would wait on a possibly blocked GUI thread
     worker.done.connect(thread.quit, Qt.DirectConnection)
+    for slot in on_finished:
+        thread.finished.connect(slot)
     thread.start()
     return thread
 
