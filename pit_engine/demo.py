@@ -161,7 +161,8 @@ def report_markdown(report: dict) -> str:
     lines += ["| method | mIoU (mean ± std over seeds) | per seed | wall time |", "|---|---|---|---|"]
     for row in rows:
         r = report[row]
-        lines.append(f"| {r['label']} | {pct(r['miou'])} ± {pct(r['miou_std'])} | "
+        spread = f" ± {pct(r['miou_std'])}" if len(r["miou_per_seed"]) > 1 else ""
+        lines.append(f"| {r['label']} | {pct(r['miou'])}{spread} | "
                      f"{' / '.join(pct(v) for v in r['miou_per_seed'])} | {r['wall_s']:.0f} s |")
     if any(not report[row]["uda"] for row in rows):
         lines += ["", "Rows that read target labels (the ceiling, the oracle pivot) are not adaptation methods: "
