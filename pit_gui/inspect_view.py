@@ -95,6 +95,7 @@ class InspectView(QWidget):
         self.panel_regions = ImagePanel("")
         self.chart = CategoryChart()
         upper, lower = QWidget(), QWidget()
+        self.pivot_row = lower  # the pivot's panels: shown only for models that have a pivot
         for row, items in ((upper, ((self.panel_a, 1), (self.panel_b, 1), (self.panel_c, 1))),
                            (lower, ((self.panel_regions, 1), (self.chart, 2)))):
             box = QHBoxLayout(row)
@@ -150,7 +151,7 @@ class InspectView(QWidget):
         fl.addWidget(self.legend)
         fl.addLayout(row)
 
-        regions = QGroupBox("Expanded regions")
+        regions = self.regions_box = QGroupBox("Expanded regions")
         fr = QFormLayout(regions)
         self.region_class = QComboBox()
         self.region_class.addItems(CITYSCAPES_CLASSES)
@@ -377,9 +378,9 @@ class InspectView(QWidget):
             return
         self.render_panels()
         names = self._names()
-        pivots = [p is not None and p.has_pivot for p in (r.a, r.b)]
-        self.chart.setVisible(any(pivots))  # the pivot panels exist only for methods that have a pivot
-        self.panel_regions.setVisible(any(pivots))
+        pivots = any(p is not None and p.has_pivot for p in (r.a, r.b))
+        self.pivot_row.setVisible(pivots)  # the pivot panels exist only for methods that have a pivot
+        self.regions_box.setVisible(pivots)
         self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], r.truth_present)
         self._fill_table(r)
         self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")

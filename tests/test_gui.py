@@ -429,5 +429,5 @@ def test_a_model_without_a_pivot_hides_the_pivot_panels(make_window, qtbot, tiny
     window.open_path(str(tiny_demo / "target/leftImg8bit/val"))
     view = window.inspect_view
     qtbot.waitUntil(lambda: view.result() is not None and view.result().b is not None, timeout=WAIT_MS)
-    assert not view.chart.isVisible() and not view.panel_regions.isVisible()
+    assert not view.pivot_row.isVisible() and not view.regions_box.isVisible()
     assert view.panel_b.array is not None  # the mask is shown
