@@ -13,11 +13,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pit_engine.checkpoint import checkpoint_config, checkpoint_method, restore_model
+from pit_engine.checkpoint import checkpoint_config, restore_model
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.transforms import Normalization, get_normalization, resize
 from pit_engine.errors import UserError
+from pit_engine.methods import build_method
 from pit_engine.pit_ops import PRESENT, category_vector
 
 
@@ -165,7 +166,8 @@ def evaluate_checkpoint(checkpoint, kind: str, root, split: str | None = None, d
                         size=None, max_frames: int = 0, progress=None, workers: int = 0, warn=None) -> EvalResult:
     """Evaluate a checkpoint (or a run directory's newest) on a labelled data set."""
     model, state = restore_model(checkpoint, device)
-    cfg, method = checkpoint_config(state, checkpoint), checkpoint_method(state, checkpoint)
+    cfg = checkpoint_config(state, checkpoint)
+    method = build_method(cfg.method, cfg.model.aux_weight)
     dataset = open_dataset(kind, root, split)
     if not dataset.labelled:
         raise UserError("the data set has no labels to evaluate against", root, "give a labelled split")

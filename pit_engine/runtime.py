@@ -55,7 +55,7 @@ class Runtime:
     evaluation and a teacher use the plain modules)."""
 
     def __init__(self, train, device: torch.device, world: int = 1):
-        self.device, self.compile = device, train.compile
+        self.device = device
         self.amp = resolve_amp(train.amp, device)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         if self.amp_dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
