@@ -1,6 +1,7 @@
 """The real main window, driven through pytest-qt (offscreen, set in conftest.py).
 
 Every test closes its window, which stops and joins the trainer, inference and task threads."""
+import gc
 import json
 import time
 from pathlib import Path
@@ -51,6 +52,10 @@ def make_window(qtbot, settings):
         window.close()
         assert not window.inference_thread.isRunning()
         assert not window.tasks
+    windows.clear()
+    # collect the closed windows' reference cycles here, in the GUI thread: a collection that
+    # happens to run in the next test's worker thread would destroy Qt objects there, and Qt aborts
+    gc.collect()
 
 
 @pytest.fixture
