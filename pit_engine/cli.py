@@ -39,10 +39,10 @@ def cmd_make_demo(args) -> int:
         raise UserError("output folder is not empty", out, "choose a new folder or pass --overwrite")
     start = time.perf_counter()
     paths = make_demo(out, seed=args.seed, n_source=args.source, n_train=args.train, n_val=args.val,
-                      progress=_progress("generating"))
+                      n_test=args.test, progress=_progress("generating"))
     print(f"wrote the demo pair (seed {args.seed}) in {time.perf_counter() - start:.1f} s:")
     print(f"  source, GTA5 layout:       {paths['source']}  ({args.source} frames)")
-    print(f"  target, Cityscapes layout: {paths['target']}  (train {args.train}, val {args.val} frames)")
+    print(f"  target, Cityscapes layout: {paths['target']}  (train {args.train}, val {args.val}, test {args.test} frames)")
     print(f"check them with: pit data check gta5 {paths['source']}  /  "
           f"pit data check cityscapes {paths['target']} --split val")
     return 0
@@ -169,7 +169,8 @@ def cmd_demo(args) -> int:
     say = lambda t: print(t, file=sys.stderr)  # noqa: E731
     rows = parse_rows(args.methods) if args.methods else None
     run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
-             ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress())
+             ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress(), data_seed=args.data_seed,
+             split=args.split)
     print((out / "report.md").read_text())
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0
@@ -237,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--source", type=int, default=300, help="source frames (default 300)")
     demo.add_argument("--train", type=int, default=300, help="target train frames (default 300)")
     demo.add_argument("--val", type=int, default=100, help="target val frames (default 100)")
+    demo.add_argument("--test", type=int, default=100, help="target test frames, labelled: report on these "
+                                                           "after choosing settings on val (default 100)")
     demo.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     demo.set_defaults(func=cmd_make_demo)
 
@@ -288,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     demo.add_argument("--seed", type=int, default=0, help="first seed")
     demo.add_argument("--seeds", type=int, default=1, help="how many seeds to run (mean and spread)")
+    demo.add_argument("--data-seed", type=int, default=0, help="the demo pair's generator seed (default 0, the "
+                      "development pair; the README also reports 11, 12 and 13)")
+    demo.add_argument("--split", choices=("val", "test"), default="test",
+                      help="where to score: choose settings on val, report on test (default test)")
     demo.add_argument("--methods", default="", help="comma-separated rows to train (default source_only,pit): "
                       "source_only, adaptsegnet, minent, advent, cbst, pit, the PIT ablations plus_d, plus_e, "
                       "pit_f, oracle, and target_labels (the ceiling)")

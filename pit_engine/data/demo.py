@@ -8,6 +8,11 @@ colours a source-trained model relies on are not: the shift PIT is built for.
 
 Every frame is drawn from `numpy.random.default_rng([seed, domain, index])`, so the output
 depends only on the seed, not on the order or number of frames generated.
+
+Thin things (poles, signs, lights) are drawn at least 3 pixels across: at 128 x 64 and output
+stride 8 that is about 0.4 of an output cell, as a Cityscapes pole at the protocol's 1024 x 512 is.
+Thinner, they were below the network's output grid, out of reach even of a model trained on the
+target's own labels.
 """
 from __future__ import annotations
 
@@ -190,13 +195,13 @@ def draw_scene(rng: np.random.Generator, look: Look) -> Scene:
                 _disc(scene, PERSON, x, y - s * 0.8, s * 0.09, body)
             else:
                 top = y - s * rng.uniform(1.2, 1.8)
-                _box(scene, POLE, x - max(s * 0.025, 0.5), top, x + max(s * 0.025, 0.5), y)
+                _box(scene, POLE, x - max(s * 0.05, 1.5), top, x + max(s * 0.05, 1.5), y)
                 kind = rng.choice((SIGN, LIGHT, -1), p=np.array([look.objects[SIGN], look.objects[LIGHT], 1.0]) /
                                   (look.objects[SIGN] + look.objects[LIGHT] + 1.0))
                 if kind == SIGN:
-                    _disc(scene, SIGN, x, top, max(s * 0.09, 1.5))
+                    _disc(scene, SIGN, x, top, max(s * 0.15, 3.0))
                 elif kind == LIGHT:
-                    _box(scene, LIGHT, x - max(s * 0.05, 1), top, x + max(s * 0.05, 1), top + max(s * 0.2, 3))
+                    _box(scene, LIGHT, x - max(s * 0.08, 1.5), top, x + max(s * 0.08, 1.5), top + max(s * 0.3, 6))
     return scene
 
 
@@ -251,12 +256,13 @@ def _labelids(train_ids: np.ndarray) -> np.ndarray:
 
 
 def make_demo(out: str | Path, seed: int = 0, n_source: int = 300, n_train: int = 300, n_val: int = 100,
-              progress=None) -> dict[str, Path]:
-    """Write the demo pair under `out`: `source/` (GTA5 layout) and `target/` (Cityscapes layout)."""
+              n_test: int = 100, progress=None) -> dict[str, Path]:
+    """Write the demo pair under `out`: `source/` (GTA5 layout) and `target/` (Cityscapes layout,
+    splits train, val and test, each labelled: val to choose settings on, test to report)."""
     out = Path(out)
     source, target = out / "source", out / "target"
     jobs = [("source", i) for i in range(n_source)] + [("train", i) for i in range(n_train)] \
-        + [("val", n_train + i) for i in range(n_val)]
+        + [("val", n_train + i) for i in range(n_val)] + [("test", n_train + n_val + i) for i in range(n_test)]
     palette = labelid_palette()
     for split, i in (progress(jobs) if progress else jobs):
         if split == "source":
