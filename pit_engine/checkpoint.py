@@ -120,7 +120,7 @@ def slim_checkpoint(source, dest, name: str = "") -> Path:
     state = load_checkpoint(source)
     slim = {
         "model": {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()},
-        **{k: state[k] for k in ("config", "classes", "normalization", "iteration", "method") if k in state},
+        **{k: state[k] for k in ("config", "classes", "normalization", "iteration", "method", "source_shares") if k in state},
         "name": name,
     }
     return save_checkpoint(dest, slim)
@@ -138,5 +138,7 @@ def checkpoint_method(state: dict, where):
     from pit_engine.methods import build_method
 
     cfg = checkpoint_config(state, where)
-    return build_method(cfg.method, cfg.model.aux_weight)
+    method = build_method(cfg.method, cfg.model.aux_weight)
+    method.load_inference_state(state)
+    return method
 

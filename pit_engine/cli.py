@@ -67,7 +67,7 @@ class _TrainProgress:
         self.desc, self.bar = desc, None
 
     def __call__(self, event) -> None:
-        from pit_engine.events import Evaluated, Finished, Started, Step
+        from pit_engine.events import Evaluated, Finished, Health, Started, Step
 
         if isinstance(event, Started):
             self.bar = tqdm(total=event.total_iterations, initial=event.start_iteration, desc=self.desc,
@@ -78,8 +78,16 @@ class _TrainProgress:
         elif isinstance(event, Evaluated):
             tqdm.write(f"iteration {event.iteration}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in
                                                                     event.subsets.items()), file=sys.stderr)
+        elif isinstance(event, Health):
+            r = event.record
+            said = [f"{label} {100 * r[key]:.1f}" for key, label in HEALTH_SUMMARY if r.get(key) is not None]
+            tqdm.write(f"health at {event.iteration}: " + ", ".join(said), file=sys.stderr)
         elif isinstance(event, Finished) and self.bar is not None:
             self.bar.close()
+
+
+HEALTH_SUMMARY = (("mean_iou", "IoU"), ("pl_coverage", "pseudo-labelled"), ("mean_pl_precision", "their precision"),
+                  ("mean_q_precision", "pivot q precision"), ("mean_q_recall", "recall"))
 
 
 def _finish(finished, debug: bool) -> int:

@@ -74,6 +74,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the segmentation network (a one-off compile time per run)
     log_every: int = 10
     eval_every: int = 5000  # 0: only at the end
+    health_every: int = 0  # measure pseudo-labels, pivot and IoU on fixed target train frames (0: never)
+    health_frames: int = 16
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3
 
@@ -178,7 +180,7 @@ def upgrade_method_table(raw: dict, where: str) -> tuple[dict, list[str]]:
     table = raw.get("method")
     if not isinstance(table, dict):
         return raw, []
-    pit_keys = {f.name for f in dataclasses.fields(PITConfig)} | {"warmup"}
+    pit_keys = {f.name for f in dataclasses.fields(PITConfig)} | set(PITConfig.RETIRED) | {"warmup"}
     flat = [k for k in table if k in pit_keys and k not in METHODS]
     if not flat:
         return raw, []
@@ -226,7 +228,10 @@ def _build(cls, raw: dict, where: str, prefix: str):
         raise UserError(f"'{prefix.rstrip('.')}' must be a table", where, "fix the config")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    retired = getattr(cls, "RETIRED", {})
     for key in raw:
+        if key in retired:
+            raise UserError(f"'{prefix}{key}' is retired", where, retired[key])
         if key not in names:
             import difflib
             close = difflib.get_close_matches(key, names, 1)

@@ -13,12 +13,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pit_engine.checkpoint import checkpoint_config, restore_model
+from pit_engine.checkpoint import checkpoint_method, restore_model
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.transforms import Normalization, get_normalization, resize
 from pit_engine.errors import UserError
-from pit_engine.methods import build_method
 from pit_engine.pit_ops import PRESENT, category_vector
 
 
@@ -50,9 +49,11 @@ class EvalResult:
     miou: dict[str, float]  # by subset name, e.g. {"mIoU19": ...} or {"mIoU16": ..., "mIoU13": ...}
     per_class: dict[str, float]  # IoU by class name (NaN where undefined)
     frames: int
-    pivot_precision: dict[str, float] = field(default_factory=dict)
+    pivot_precision: dict[str, float] = field(default_factory=dict)  # of q, the classifier's verdict
     pivot_recall: dict[str, float] = field(default_factory=dict)
     skipped: int = 0  # unreadable frames left out
+    refreshed_precision: dict[str, float] = field(default_factory=dict)  # of max(q, GWRP(p))
+    refreshed_recall: dict[str, float] = field(default_factory=dict)
 
     @property
     def primary(self) -> float:
@@ -63,7 +64,9 @@ class EvalResult:
             return {k: (None if v != v else round(float(v), 6)) for k, v in d.items()}
         return {"miou": clean(self.miou), "per_class": clean(self.per_class), "frames": self.frames,
                 "skipped": self.skipped,
-                "pivot_precision": clean(self.pivot_precision), "pivot_recall": clean(self.pivot_recall)}
+                "pivot_precision": clean(self.pivot_precision), "pivot_recall": clean(self.pivot_recall),
+                "refreshed_precision": clean(self.refreshed_precision),
+                "refreshed_recall": clean(self.refreshed_recall)}
 
 
 class _Frames(Dataset):
@@ -99,7 +102,8 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
              device, pivot=None, max_frames: int = 0, progress=None, workers: int = 0,
              rank: int = 0, world: int = 1, warn=None) -> EvalResult:
     """Class IoU at full label resolution, and, for a method with a pivot (`pivot`: the method,
-    whose `infer_pivot` and `min_pixels` it uses), the quality of the pivot it would use.
+    whose `pivot_verdicts` and `min_pixels` it uses), the pivot's quality: of q, the classifier's
+    own verdict, and of the refreshed max(q, GWRP(p)).
 
     Workers read the frames while the device runs the network; the counts stay on the device
     until the end. With world > 1 (torch.distributed), each rank evaluates every world-th frame
@@ -115,7 +119,7 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
     # one sum over the ranks at the end: the confusion matrix (+ a bin for ignored pixels), the
     # pivot's hits, claims and truths per class, and the frames evaluated and skipped
     confusion = torch.zeros(c * c + 1, dtype=torch.long, device=device)
-    pivot_counts = torch.zeros(3, c, device=device)
+    pivot_counts = torch.zeros(2, 3, c, device=device)  # q, refreshed
     tally = torch.zeros(2, dtype=torch.long, device=device)
     for i, item in enumerate(progress(loader) if progress else loader):
         if "error" in item:
@@ -135,29 +139,30 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         cell = torch.where(label != IGNORE, c * label + pred, c * c).flatten()
         confusion.scatter_add_(0, cell, torch.ones_like(cell))  # unlike bincount, no host sync on GPUs
         if pivot is not None:
-            prob = F.interpolate(out.logits.float(), size=item["x"].shape[-2:], mode="bilinear",
-                                 align_corners=False).softmax(1)
-            said = (pivot.infer_pivot(out, prob)[2][0] == PRESENT).float()
             truth = item["truth"].to(device)
-            pivot_counts += torch.stack([said * truth, said, truth])
+            for k, state in enumerate(pivot.pivot_verdicts(out).values()):
+                said = (state[0] == PRESENT).float()
+                pivot_counts[k] += torch.stack([said * truth, said, truth])
     if world > 1:
         for t in (confusion, pivot_counts, tally):
             dist.all_reduce(t)
     model.train(was_training)
     cm = ConfusionMatrix(c)
     cm.matrix = confusion[:c * c].view(c, c).cpu().numpy()
-    hits, predicted, actual = pivot_counts.double().cpu().numpy()
     names = CITYSCAPES_CLASSES[:c]
     iou = cm.iou()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision, recall = hits / predicted, hits / actual
+    quality = []  # (precision, recall) by class name, of q and of the refreshed vector
+    for hits, predicted, actual in pivot_counts.double().cpu().numpy():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            quality.append([dict(zip(names, (hits / predicted).tolist())), dict(zip(names, (hits / actual).tolist()))]
+                           if pivot is not None else [{}, {}])
     evaluated, skipped = tally.tolist()
     return EvalResult(
         miou={name: cm.miou(classes) for name, classes in subsets.items()},
         per_class=dict(zip(names, iou.tolist())),
         frames=evaluated,
-        pivot_precision=dict(zip(names, precision.tolist())) if pivot is not None else {},
-        pivot_recall=dict(zip(names, recall.tolist())) if pivot is not None else {},
+        pivot_precision=quality[0][0], pivot_recall=quality[0][1],
+        refreshed_precision=quality[1][0], refreshed_recall=quality[1][1],
         skipped=skipped,
     )
 
@@ -167,7 +172,7 @@ def evaluate_checkpoint(checkpoint, kind: str, root, split: str | None = None, d
     """Evaluate a checkpoint (or a run directory's newest) on a labelled data set."""
     model, state = restore_model(checkpoint, device)
     cfg = checkpoint_config(state, checkpoint)
-    method = build_method(cfg.method, cfg.model.aux_weight)
+    method = checkpoint_method(state, checkpoint)
     dataset = open_dataset(kind, root, split)
     if not dataset.labelled:
         raise UserError("the data set has no labels to evaluate against", root, "give a labelled split")

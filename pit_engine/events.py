@@ -30,6 +30,12 @@ class Evaluated:
 
 
 @dataclass
+class Health:
+    iteration: int
+    record: dict  # pit_engine.health: per-class pseudo-label, pivot and IoU measures, and their means
+
+
+@dataclass
 class CheckpointSaved:
     iteration: int
     path: str

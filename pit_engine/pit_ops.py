@@ -2,7 +2,8 @@
 
 B  source category vectors and the pivot loss;
 C  pivot inference: thresholds on q = sigmoid(F(x)), optionally refreshed with pooled predictions;
-D  image-level region expansion: GWRP pooling and the expand / suppress loss;
+D  image-level region expansion: GWRP pooling over the output map, with a support stated as a
+   fraction of that map, and the expand / suppress loss;
 E  pixel-level region expansion: seeded region growing pseudo-labels.
 """
 from __future__ import annotations
@@ -43,9 +44,10 @@ def pivot_state(q: torch.Tensor, tau_lo: float, tau_hi: float) -> torch.Tensor:
 
 
 def infer_pivot(pivot_logits: torch.Tensor, prob: torch.Tensor | None, tau_lo: float, tau_hi: float,
-                decay: float, refresh: bool = True, topk: bool = True, pooled: torch.Tensor | None = None):
+                decay, refresh: bool = True, topk: bool = True, pooled: torch.Tensor | None = None):
     """The target pivot: q = sigmoid(F(x)), optionally refreshed as max(q, GWRP(p)), thresholded.
-    `pooled` may pass GWRP(p) in when the caller has it already. Returns (q, pooled or None, state)."""
+    `prob` is on the network's output map; `pooled` may pass GWRP(p) in when the caller has it
+    already. Returns (q, pooled or None, state)."""
     q = torch.sigmoid(pivot_logits.detach().float())
     if pooled is not None:
         pooled = pooled.detach()
@@ -57,11 +59,13 @@ def infer_pivot(pivot_logits: torch.Tensor, prob: torch.Tensor | None, tau_lo: f
 
 # D ------------------------------------------------------------------------------------------
 
-def gwrp_weights(n: int, decay: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Normalised GWRP weights d^(j-1), j = 1..n."""
-    j = torch.arange(n, device=device, dtype=torch.float64)
-    w = torch.exp(j * math.log(max(decay, 1e-12)))
-    return (w / w.sum()).to(dtype)
+def support_decay(fraction, n: int):
+    """The GWRP decay whose weight support, about 1/(1 - d) pixels, is `fraction` of a map of n
+    pixels: d = 1 - 1/(fraction * n), 0 (max pooling) where that is a pixel or less. `fraction`
+    may be a float or a per-class tensor; the result is of the same kind."""
+    if torch.is_tensor(fraction):
+        return (1 - 1 / (fraction.double() * n).clamp_min(1.0)).float()
+    return max(0.0, 1 - 1 / max(fraction * n, 1.0))
 
 
 def gwrp_support(decay: float, tol: float = 1e-4) -> int:
@@ -73,26 +77,33 @@ def gwrp_support(decay: float, tol: float = 1e-4) -> int:
     return max(1, math.ceil(math.log(tol) / math.log(decay)))
 
 
-def gwrp(p: torch.Tensor, decay: float, topk: bool = True, tol: float = 1e-4) -> torch.Tensor:
+def gwrp(p: torch.Tensor, decay, topk: bool = True, tol: float = 1e-4) -> torch.Tensor:
     """Global weighted rank pooling of B x C x H x W probabilities to B x C scores.
 
-    Sorted in decreasing order, pixel j weighs d^(j-1). With `topk` only the k top pixels that
-    carry all but `tol` of the weight are ranked (torch.topk instead of a full sort); the
-    pooled value then differs from the full sort by at most `tol` (relative, since p <= 1).
+    Sorted in decreasing order, pixel j weighs d^(j-1); `decay` is one float or a tensor of C
+    (a decay per class). With a float and `topk`, only the k top pixels that carry all but `tol`
+    of the weight are ranked (torch.topk instead of a full sort); the pooled value then differs
+    from the full sort by at most `tol` (relative, since p <= 1).
     """
     flat = p.flatten(2)
     n = flat.shape[2]
-    k = min(n, gwrp_support(decay, tol)) if topk else n
+    per_class = torch.is_tensor(decay)
+    k = min(n, gwrp_support(decay, tol)) if topk and not per_class else n
     ranked = flat.topk(k, dim=2).values if k < n else flat.sort(dim=2, descending=True).values
-    weights = gwrp_weights(n, decay, p.device, torch.float32)[:k]
-    return (ranked.float() * (weights / weights.sum())).sum(2)
+    j = torch.arange(k, device=p.device, dtype=torch.float64)
+    d = decay.to(p.device, torch.float64).clamp_min(1e-12)[:, None] if per_class \
+        else torch.tensor(max(decay, 1e-12), dtype=torch.float64, device=p.device)
+    weights = torch.exp(j * d.log())
+    weights = (weights / weights.sum(-1, keepdim=True)).float()
+    return (ranked.float() * weights).sum(2)
 
 
-def image_level_loss(p: torch.Tensor, v: torch.Tensor, decay: float, topk: bool = True,
+def image_level_loss(p: torch.Tensor, v: torch.Tensor, decay, topk: bool = True,
                      pooled: torch.Tensor | None = None) -> torch.Tensor:
     """L_img: expand present classes (GWRP pooled high) and suppress absent ones (max low).
 
-    v holds 1 (present), 0 (absent) or -1 (unsure: skipped).
+    p: probabilities on the network's output map (not upsampled: GWRP's support is a fraction of
+    that map); v holds 1 (present), 0 (absent) or -1 (unsure: skipped).
     """
     pooled = gwrp(p, decay, topk) if pooled is None else pooled
     peak = p.flatten(2).amax(2).float()
@@ -100,6 +111,18 @@ def image_level_loss(p: torch.Tensor, v: torch.Tensor, decay: float, topk: bool 
     expand = -(pooled.clamp_min(EPS).log() * present).sum() / present.sum().clamp_min(1)
     suppress = -((1 - peak).clamp_min(EPS).log() * absent).sum() / absent.sum().clamp_min(1)
     return expand + suppress
+
+
+def class_shares(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, over the frames of a batch that hold it: (how many frames hold it, the sum of
+    its share of each such frame's valid pixels). Their ratio is the class's mean pixel share."""
+    b = labels.shape[0]
+    flat = labels.reshape(b, -1)
+    valid = flat != IGNORE
+    idx = torch.where(valid, flat, torch.zeros_like(flat))
+    counts = torch.zeros(b, num_classes, device=labels.device).scatter_add_(1, idx, valid.float())
+    share = counts / valid.sum(1, keepdim=True).clamp_min(1)
+    return (counts > 0).float().sum(0), share.sum(0)
 
 
 # E ------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class Predictor:
         if self.has_pivot:
             prob_small = F.interpolate(out.logits.float(), size=x.shape[-2:], mode="bilinear",
                                        align_corners=False).softmax(1)
-            q, pooled, pivot = self.method.infer_pivot(out, prob_small)
+            q, pooled, pivot = self.method.infer_pivot(out)
             regions, seeds = self.method.expand(prob_small, pivot)
             cams = self.model.pivot_head.cam(out.features.float())
         results = []

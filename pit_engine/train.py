@@ -25,7 +25,7 @@ from pit_engine.data.transforms import get_normalization
 from pit_engine.distributed import everyone, local_rank, mean_over_ranks
 from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import evaluate
-from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
 from pit_engine.methods import Nets, adversarial_loss, build_method
 from pit_engine.models import build_model
 from pit_engine.runs import RunWriter
@@ -140,6 +140,7 @@ class Trainer:
             self.val = None  # the evaluation ends in an all-reduce: every rank takes part, or none
             self._say("no evaluation: the val data is not readable by every process of this run")
         self.subsets = EVAL_SUBSETS[d.source_kind]
+        self.health = self._health_probe()
         if self.resume_from:
             self._restore()
         else:
@@ -152,6 +153,23 @@ class Trainer:
         # the target stream is drawn from only after the warm-up: its step count lags behind
         self.target_iter = draw_loader(self.target, seed + 1, max(0, self.iteration - t.warmup), t.batch_size,
                                        self.rank, self.world, d.workers, pin) if self.target is not None else None
+
+    def _health_probe(self):
+        """The fixed target train frames the health curves are measured on (main process only),
+        read apart from the training stream: their labels, if any, serve the diagnosis alone."""
+        from pit_engine.data.datasets import open_dataset
+        from pit_engine.health import HealthProbe
+
+        cfg, d = self.config, self.config.data
+        if not (cfg.train.health_every and self.is_main and self.target is not None):
+            return None
+        try:
+            frames = open_dataset(d.target_kind, d.target_root, d.target_split if d.target_kind == "cityscapes" else None)
+            return HealthProbe(frames, cfg.train.health_frames, d.target_size, self.normalization, self.device,
+                               self.model.num_classes)
+        except UserError as exc:
+            self._say(f"no health curves: {exc.line()}")
+            return None
 
     # checkpoints ----------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -229,6 +247,10 @@ class Trainer:
                 self._save()
             if self.val is not None and (last or cfg.eval_every and self.iteration % cfg.eval_every == 0):
                 self._evaluate()
+            if self.health is not None and (last or self.iteration % cfg.health_every == 0):
+                record = self.health.measure(self.model, self.method)
+                self.out.metrics({"kind": "health", "iteration": self.iteration, **record})
+                self._emit(Health(self.iteration, record))
         return Finished("done", f"finished {cfg.iterations} iterations", self.iteration)
 
     def _window_means(self, sums: dict, steps: int) -> dict[str, float]:
@@ -281,7 +303,7 @@ class Trainer:
         batch["image"] = batch["image"].contiguous(memory_format=self.runtime.layout)
         with self.runtime.autocast():
             p = self.method.source_pass(self.nets, batch) if real else \
-                self.method.target_pass(self.nets, batch, self.iteration)
+                self.method.target_pass(self.nets, batch, self.iteration - self.config.train.warmup)
         if p.losses:
             self.runtime.scaler.scale(sum(p.losses.values())).backward()
         if not train_d:

@@ -45,8 +45,8 @@ class AdaptSegNet(Method):
             views["d_out_aux"] = self.view(upsample(p.out.aux, p.x).float())
         return views
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
-        p = super().target_pass(nets, batch, iteration)
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        p = super().target_pass(nets, batch, step)
         weights = {"d_out": ("adv", self.config.lambda_adv), "d_out_aux": ("adv_aux", self.config.lambda_adv_aux)}
         for name, view in self._views(p).items():  # fool each discriminator: target judged as source
             term, weight = weights[name]

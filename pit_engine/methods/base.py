@@ -93,8 +93,9 @@ class Method:
                                                                   ignore_index=IGNORE)
         return Pass(losses, out, x, logits)
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
-        """The target's loss terms (after the warm-up; never called when `adapts` is False)."""
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        """The target's loss terms (after the warm-up; never called when `adapts` is False). `step`:
+        adapting steps done before this one (0 right after the warm-up)."""
         x = batch["image"]
         out = nets.forward(x)
         return Pass({}, out, x, upsample(out.logits, x).float())
@@ -109,6 +110,17 @@ class Method:
 
     def load_extra_state(self, state: dict) -> None:
         pass
+
+    def load_inference_state(self, state: dict) -> None:
+        """What evaluation and prediction need of a checkpoint's extra state (no teacher)."""
+
+    # diagnosis ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
+        """What the run's health curves read of a target batch the network saw in evaluation:
+        "pseudo" (the pseudo-labels the method would train on now, B x H x W, 255 elsewhere),
+        "pivot_q" and "pivot_refreshed" (B x C pivot states). A method gives what it has."""
+        return {}
 
 
 def upsample(logits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

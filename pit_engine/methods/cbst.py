@@ -67,7 +67,7 @@ class CBST(Method):
     def __init__(self, config=None, aux_weight: float = 0.1):
         super().__init__(config, aux_weight)
         self.teacher = None
-        self.round = -1  # iteration // round_every of the current round
+        self.round = -1  # step // round_every of the current round
         self.rounds_done = 0  # rounds finished since adaptation began: the portion grows with them
         self.histogram = None  # this round's counts, for the next round's thresholds
         self.thresholds = None  # this round's, from the last round's counts
@@ -86,22 +86,29 @@ class CBST(Method):
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def pseudo_labels(self, x: torch.Tensor) -> torch.Tensor:
+    def pseudo_labels(self, x: torch.Tensor, count: bool = True) -> torch.Tensor:
+        """The teacher's confident labels; `count`: its confidences go into the next round's
+        thresholds (not for a diagnosis)."""
         conf, cls = upsample(self.teacher(x).logits, x).float().softmax(1).max(1)
         counts = confidence_histogram(conf, cls, self.model.num_classes)
-        self.histogram = counts if self.histogram is None else self.histogram + counts
+        if count:
+            self.histogram = counts if self.histogram is None else self.histogram + counts
         own = class_thresholds(counts, self.portion)  # for classes the last round did not count
         thresholds = own if self.thresholds is None else torch.where(self.thresholds.isnan(), own, self.thresholds)
         return torch.where(conf >= thresholds[cls], cls, IGNORE)
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
-        if iteration // self.config.round_every != self.round:
-            self._new_round(iteration // self.config.round_every)
-        p = super().target_pass(nets, batch, iteration)
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        if step // self.config.round_every != self.round:
+            self._new_round(step // self.config.round_every)
+        p = super().target_pass(nets, batch, step)
         labels = self.pseudo_labels(p.x)
         ce = F.cross_entropy(p.logits, labels, ignore_index=IGNORE)
         p.losses["st"] = self.config.lambda_st * torch.where((labels != IGNORE).any(), ce, torch.zeros_like(ce))
         return p
+
+    @torch.no_grad()
+    def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
+        return {"pseudo": self.pseudo_labels(x, count=False)} if self.teacher is not None else {}
 
     def extra_state(self) -> dict:
         if self.teacher is None:

@@ -30,8 +30,8 @@ class MinEnt(Method):
     Config = MinEntConfig
     terms = ("ent", "ent_aux")
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
-        p = super().target_pass(nets, batch, iteration)
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        p = super().target_pass(nets, batch, step)
         p.losses["ent"] = self.config.lambda_ent * entropy_map(p.logits).mean()
         if p.out.aux is not None:
             p.losses["ent_aux"] = self.config.lambda_ent_aux * entropy_map(upsample(p.out.aux, p.x).float()).mean()

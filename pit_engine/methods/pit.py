@@ -31,25 +31,34 @@ class PITConfig:
     FORM: ClassVar[dict[str, str]] = {
         "pivot": "B  pivot (image-level classifier)", "align": "C  image-level alignment",
         "image_level": "D  image-level expansion (GWRP)", "pixel_level": "E  pixel-level expansion",
-        "output_adv": "F  output-space adversarial", "lambda_cls": "λ cls", "lambda_img": "λ img",
+        "output_adv": "F  output-space adversarial", "align_steps": "stage 2: alignment steps before D, E",
+        "teacher": "E  teacher (mean or snapshot)", "lambda_cls": "λ cls", "lambda_img": "λ img",
         "lambda_pix": "λ pix", "lambda_align": "λ align", "lambda_adv": "λ adv"}
+    RETIRED: ClassVar[dict[str, str]] = {
+        "gwrp_decay": "GWRP pools the output map now: set method.pit.gwrp_support, the fraction of that map "
+                      "its weights cover (SEC's d = 0.996 on 41 x 41 maps is about 0.15)"}
 
     pivot: bool = True  # B: the image-level classifier, trained on the source
     align: bool = True  # C: image-level adversarial alignment of the pivot features
     image_level: bool = True  # D: GWRP image-level expansion / suppression
     pixel_level: bool = True  # E: seeded region growing pseudo-labels
     output_adv: bool = False  # F: output-space adversarial alignment
+    align_steps: int = 0  # stage 2: adapting steps of alignment (C, F) alone, before D and E switch on
     pivot_source: str = "inferred"  # inferred, or oracle (ground-truth target vectors, diagnosis only)
     min_pixels: int = 1  # a class is present in a source label if it covers this many valid pixels
     tau_lo: float = 0.1
     tau_hi: float = 0.5
-    refresh_pivot: bool = True  # pivot = max(q, GWRP(p))
-    gwrp_decay: float = 0.996
+    refresh_pivot: bool = False  # pivot = max(q, GWRP(p)) instead of q alone
+    gwrp_support: float = 0.15  # the fraction of the output map GWRP's weights cover (1/(1-d) pixels)
+    gwrp_per_class: bool = False  # per class: its mean pixel share on the source frames that hold it
     gwrp_topk: bool = True
     seed_threshold: float = 0.9
     grow_threshold: float = 0.7
     seed_ratio: float = 0.0  # > 0: class-balanced top ratio seeds instead of the threshold
-    refresh_every: int = 1  # K: pseudo-labels come from the weights of the last multiple of K
+    teacher: str = "mean"  # pseudo-labels and pivot from: mean (an EMA of the weights) or snapshot
+    teacher_momentum: float = 0.999  # mean teacher: its weights move 1 - momentum towards the student's
+    refresh_every: int = 1  # snapshot teacher: a copy of the weights every K steps (1: the student itself)
+    confidence_weighted: bool = False  # weigh each pseudo-labelled pixel by the teacher's confidence
     lambda_cls: float = 0.1
     lambda_img: float = 0.1
     lambda_pix: float = 1.0
@@ -62,16 +71,22 @@ class PITConfig:
     def validate(self, where: str, key: str) -> None:
         if self.pivot_source not in ("inferred", "oracle"):
             raise UserError(f"'{key}.pivot_source' is '{self.pivot_source}'", where, "use one of: inferred, oracle")
+        if self.teacher not in ("mean", "snapshot"):
+            raise UserError(f"'{key}.teacher' is '{self.teacher}'", where, "use one of: mean, snapshot")
         if not 0 <= self.tau_lo <= self.tau_hi <= 1:
             raise UserError("pivot thresholds must satisfy 0 <= tau_lo <= tau_hi <= 1", where,
                             f"got {key}.tau_lo={self.tau_lo}, {key}.tau_hi={self.tau_hi}")
-        if not 0 < self.gwrp_decay <= 1:
-            raise UserError(f"'{key}.gwrp_decay' must be in (0, 1]", where, f"got {self.gwrp_decay}")
+        if not 0 < self.gwrp_support <= 1:
+            raise UserError(f"'{key}.gwrp_support' must be in (0, 1], a fraction of the output map", where,
+                            f"got {self.gwrp_support}")
+        if not 0 <= self.teacher_momentum < 1:
+            raise UserError(f"'{key}.teacher_momentum' must be in [0, 1)", where, f"got {self.teacher_momentum}")
         if not self.pivot and self.pivot_source == "inferred" and (self.image_level or self.pixel_level):
             raise UserError("image- and pixel-level expansion need the pivot", where,
                             f"set {key}.pivot = true, or {key}.pivot_source = \"oracle\"")
-        if self.refresh_every < 1:
-            raise UserError(f"'{key}.refresh_every' must be at least 1", where, "fix the value")
+        if self.refresh_every < 1 or self.align_steps < 0:
+            raise UserError(f"'{key}.refresh_every' must be at least 1 and '{key}.align_steps' at least 0", where,
+                            "fix the value")
 
 
 class PIT(Method):
@@ -85,6 +100,8 @@ class PIT(Method):
         super().__init__(config, aux_weight)
         self.teacher = None
         self.regions_backend = "auto"  # region growing: torch on a GPU, OpenCV on the CPU (same labels)
+        # per class, over the source frames seen: how many held it, and the sum of its pixel shares
+        self.source_frames = self.source_shares = None
 
     @property
     def adapts(self) -> bool:
@@ -118,42 +135,67 @@ class PIT(Method):
             modules["d_img"] = ImageDiscriminator(model.backbone.channels[1])
         return modules
 
+    # D: the pooling's scale ---------------------------------------------------------------------
+    def decay(self, n: int):
+        """GWRP's decay on an output map of n pixels: one shared support fraction, or per class the
+        class's mean pixel share on the source frames that held it (the shared fraction for a
+        class not seen yet)."""
+        m = self.config
+        if not m.gwrp_per_class or self.source_frames is None:
+            return P.support_decay(m.gwrp_support, n)
+        seen = self.source_frames > 0
+        share = torch.where(seen, self.source_shares / self.source_frames.clamp_min(1), m.gwrp_support)
+        return P.support_decay(share, n)
+
+    def pool(self, prob: torch.Tensor) -> torch.Tensor:
+        return P.gwrp(prob, self.decay(prob.shape[2] * prob.shape[3]), self.config.gwrp_topk)
+
+    @torch.no_grad()
+    def _count_source_shares(self, labels: torch.Tensor) -> None:
+        frames, shares = P.class_shares(labels, self.model.num_classes)
+        if self.source_frames is None:
+            self.source_frames, self.source_shares = torch.zeros_like(frames), torch.zeros_like(shares)
+        self.source_frames += frames
+        self.source_shares += shares
+
     # the step ----------------------------------------------------------------------------------
     def source_pass(self, nets: Nets, batch: dict) -> Pass:
         m = self.config
         p = super().source_pass(nets, batch)
         v_s = P.category_vector(batch["label"], self.model.num_classes, m.min_pixels)
+        if m.gwrp_per_class:
+            self._count_source_shares(batch["label"])
         if m.pivot:
             p.losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(p.out.pivot.float(), v_s)
         if m.image_level:
-            p.losses["img_src"] = m.lambda_img * P.image_level_loss(p.logits.softmax(1), v_s, m.gwrp_decay,
-                                                                    m.gwrp_topk)
+            prob = p.out.logits.float().softmax(1)  # the output map: GWRP's support is a fraction of it
+            p.losses["img_src"] = m.lambda_img * P.image_level_loss(prob, v_s, None, pooled=self.pool(prob))
         return p
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
+    def expanding(self, step: int) -> bool:
+        """Stage 3: D and E are on once the alignment steps of stage 2 are done."""
+        return self.uses_pivot and step >= self.config.align_steps
+
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        """`step`: adapting steps done before this one (0 right after the warm-up)."""
         m = self.config
         x = batch["image"]
         out = nets.forward(x)
         logits = upsample(out.logits, x).float()
-        p_t = logits.softmax(1)
         losses: dict[str, torch.Tensor] = {}
-        # GWRP once per step: with gradients for L_img, detached for the pivot refresh
-        pooled = P.gwrp(p_t, m.gwrp_decay, m.gwrp_topk) if m.image_level or m.refresh_pivot else None
-        if self.uses_pivot:
-            state = self.target_pivot(out, p_t, pooled, batch)
-        if m.image_level:
-            losses["img_tgt"] = m.lambda_img * P.image_level_loss(p_t, state, m.gwrp_decay, m.gwrp_topk, pooled=pooled)
-        if m.pixel_level:
-            # an all-ignore target gives a NaN mean; weighting by "any pseudo-label" keeps the
-            # step free of a host-device sync
-            pseudo = self.pseudo_labels(x, p_t, state, iteration)
-            any_valid = (pseudo != IGNORE).any()
-            ce = F.cross_entropy(logits, pseudo, ignore_index=IGNORE)
-            losses["pix"] = m.lambda_pix * torch.where(any_valid, ce, torch.zeros_like(ce))
+        if self.expanding(step):
+            prob = out.logits.float().softmax(1)
+            pooled = self.pool(prob) if m.image_level else None  # with gradients, for L_img
+            guide = self.guide(x, out, prob, pooled, step)  # the teacher's view: pivot and probabilities
+            state = self.target_pivot(guide, batch)
+            if m.image_level:
+                losses["img_tgt"] = m.lambda_img * P.image_level_loss(prob, state, None, pooled=pooled)
+            if m.pixel_level:
+                losses["pix"] = m.lambda_pix * self.pixel_loss(logits, guide["prob"], state)
         if "d_img" in self.modules:
             losses["align"] = m.lambda_align * adversarial_loss(self.modules["d_img"](out.features), real=True)
         if "d_out" in self.modules:
-            losses["adv"] = m.lambda_adv * adversarial_loss(self.modules["d_out"](p_t), real=True)
+            losses["adv"] = m.lambda_adv * adversarial_loss(self.modules["d_out"](logits.softmax(1)), real=True)
             if "d_out_aux" in self.modules and out.aux is not None:
                 losses["adv_aux"] = m.lambda_adv_aux * adversarial_loss(
                     self.modules["d_out_aux"](upsample(out.aux, x).float().softmax(1)), real=True)
@@ -169,45 +211,102 @@ class PIT(Method):
             inputs["d_out_aux"] = upsample(p.out.aux, p.x).detach().float().softmax(1)
         return inputs
 
+    # E: the teacher ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def guide(self, x, out, prob, pooled, step: int) -> dict:
+        """What the pivot and the pseudo-labels are read from: the teacher's outputs (detached):
+        pivot logits, output-map probabilities and their pooled scores, probabilities at x's size.
+        A snapshot teacher with K = 1 is the student: this step's outputs serve."""
+        m = self.config
+        if m.teacher == "snapshot" and m.refresh_every == 1:
+            pooled = pooled.detach() if pooled is not None else self.pool(prob) if m.refresh_pivot else None
+            return {"pivot": out.pivot.detach(), "map": prob.detach(), "pooled": pooled,
+                    "prob": upsample(out.logits.detach(), x).float().softmax(1)}
+        self.update_teacher(step - m.align_steps)
+        t = self.teacher(x)
+        t_prob = t.logits.float().softmax(1)
+        return {"pivot": t.pivot, "map": t_prob, "pooled": self.pool(t_prob) if m.refresh_pivot else None,
+                "prob": upsample(t.logits, x).float().softmax(1)}
+
+    @torch.no_grad()
+    def update_teacher(self, step: int) -> None:
+        """`step`: expanding steps done. A snapshot: a copy every K steps. A mean teacher: an
+        exponential moving average, its momentum ramped as min(1 - 1/(step + 1), m), so that it
+        starts as the student and does not hold on to the first weights it saw."""
+        m = self.config
+        if self.teacher is None or m.teacher == "snapshot" and step % m.refresh_every == 0:
+            self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+            return
+        if m.teacher == "mean":
+            momentum = min(1 - 1 / (step + 1), m.teacher_momentum)
+            for t, s in zip(self.teacher.parameters(), self.model.parameters()):
+                t.lerp_(s.detach(), 1 - momentum)
+            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
+                t.copy_(s)
+
+    def pixel_loss(self, logits, prob, state) -> torch.Tensor:
+        """CE on the region-grown pseudo-labels; with `confidence_weighted` each labelled pixel
+        counts by the teacher's confidence. An all-ignore batch gives 0, without a host sync."""
+        pseudo = self.expand(prob, state)[0]
+        labelled = pseudo != IGNORE
+        ce = F.cross_entropy(logits, pseudo, ignore_index=IGNORE, reduction="none")
+        weight = prob.amax(1) if self.config.confidence_weighted else torch.ones_like(ce)
+        return (ce * weight * labelled).sum() / labelled.sum().clamp_min(1)
+
     # C: the pivot ------------------------------------------------------------------------------
-    def target_pivot(self, out, p_t, pooled, batch) -> torch.Tensor:
+    def target_pivot(self, guide: dict, batch) -> torch.Tensor:
         """The target category vector: 1 present, 0 absent, -1 unsure (skipped)."""
         m = self.config
         if m.pivot_source == "oracle":
             return P.category_vector(batch["label"], self.model.num_classes, m.min_pixels).long()
-        return P.infer_pivot(out.pivot, p_t if m.refresh_pivot else None, m.tau_lo, m.tau_hi, m.gwrp_decay,
-                             m.refresh_pivot, m.gwrp_topk, pooled=pooled if m.refresh_pivot else None)[2]
+        return P.infer_pivot(guide["pivot"], None, m.tau_lo, m.tau_hi, None, m.refresh_pivot,
+                             pooled=guide["pooled"])[2]
 
-    def infer_pivot(self, out, prob: torch.Tensor):
+    def infer_pivot(self, out):
         """(q, pooled, state) of a batch the network saw in evaluation: what the GUI shows and
-        what the pivot's precision and recall measure."""
+        what the pivot's precision and recall measure. pooled: GWRP of the output map."""
         m = self.config
-        return P.infer_pivot(out.pivot, prob, m.tau_lo, m.tau_hi, m.gwrp_decay, m.refresh_pivot)
+        prob = out.logits.float().softmax(1)
+        return P.infer_pivot(out.pivot, None, m.tau_lo, m.tau_hi, None, m.refresh_pivot, pooled=self.pool(prob))
+
+    def pivot_verdicts(self, out) -> dict[str, torch.Tensor]:
+        """The pivot states of q alone and of the refreshed max(q, GWRP(p)), whichever is used."""
+        m = self.config
+        q, pooled, _ = self.infer_pivot(out)
+        return {"q": P.pivot_state(q, m.tau_lo, m.tau_hi),
+                "refreshed": P.pivot_state(torch.maximum(q, pooled), m.tau_lo, m.tau_hi)}
 
     def expand(self, prob: torch.Tensor, state: torch.Tensor):
         """E's (pseudo-labels, seeds) of probabilities under a pivot."""
         m = self.config
         return P.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio, self.regions_backend)
 
-    # E: the pseudo-labels ----------------------------------------------------------------------
-    @torch.no_grad()
-    def pseudo_labels(self, x, p_t, state, iteration: int) -> torch.Tensor:
-        """Region-grown labels from the weights of the last multiple of K iterations
-        (K = 1: the current weights, whose probabilities this step already has)."""
-        m = self.config
-        if m.refresh_every == 1:
-            prob = p_t.detach()
-        else:
-            if self.teacher is None or iteration % m.refresh_every == 0:
-                self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
-            prob = upsample(self.teacher(x).logits, x).float().softmax(1)
-        return self.expand(prob, state)[0]
-
     def extra_state(self) -> dict:
-        return {"teacher": self.teacher.state_dict()} if self.teacher is not None else {}
+        state = {}
+        if self.teacher is not None:
+            state["teacher"] = self.teacher.state_dict()
+        if self.source_frames is not None:
+            state["source_shares"] = torch.stack([self.source_frames, self.source_shares])
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         if "teacher" in state:
             self.teacher = copy.deepcopy(self.model)
             self.teacher.load_state_dict(state["teacher"])
             self.teacher.eval().requires_grad_(False)
+        self.load_inference_state(state)
+
+    def load_inference_state(self, state: dict) -> None:
+        if "source_shares" in state:  # the per-class GWRP supports
+            self.source_frames, self.source_shares = state["source_shares"].float()
+
+    @torch.no_grad()
+    def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
+        """The pivot's verdicts, and the pseudo-labels the teacher (or the network itself, before
+        there is one) would grow now under the pivot in use."""
+        verdicts = self.pivot_verdicts(out)
+        source = self.teacher(x) if self.teacher is not None else out
+        prob = upsample(source.logits, x).float().softmax(1)
+        state = self.pivot_verdicts(source)["refreshed" if self.config.refresh_pivot else "q"]
+        return {"pseudo": self.expand(prob, state)[0], "pivot_q": verdicts["q"],
+                "pivot_refreshed": verdicts["refreshed"]}

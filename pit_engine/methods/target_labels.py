@@ -15,7 +15,7 @@ class TargetLabels(Method):
     uda = False
     terms = ("seg_tgt",)
 
-    def target_pass(self, nets: Nets, batch: dict, iteration: int) -> Pass:
-        p = super().target_pass(nets, batch, iteration)
+    def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
+        p = super().target_pass(nets, batch, step)
         p.losses["seg_tgt"] = F.cross_entropy(p.logits, batch["label"], ignore_index=IGNORE)
         return p
