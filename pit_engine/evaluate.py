@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pit_engine.checkpoint import checkpoint_method, restore_model
+from pit_engine.checkpoint import checkpoint_config, checkpoint_method, restore_model
 from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS, IGNORE
 from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.data.transforms import Normalization, get_normalization, resize

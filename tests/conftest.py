@@ -39,7 +39,7 @@ def tiny_demo(tmp_path_factory) -> Path:
     from pit_engine.data.demo import make_demo
 
     root = tmp_path_factory.mktemp("demo")
-    make_demo(root, seed=0, n_source=8, n_train=8, n_val=4)
+    make_demo(root, seed=0, n_source=8, n_train=8, n_val=4, n_test=4)
     return root
 
 
@@ -53,7 +53,7 @@ def tiny_config(demo: Path, name: str = "pit", pit: dict | None = None, **sectio
         "data": {"source_root": str(demo / "source"), "target_root": str(demo / "target"),
                  "source_size": [64, 36], "target_size": [64, 32], "workers": 0},
         "model": {"backbone": "small"},
-        "method": {"name": name, "pit": {"gwrp_decay": 0.99, **(pit or {})}},
+        "method": {"name": name, "pit": dict(pit or {})},
         "train": {"iterations": 6, "batch_size": 2, "lr": 0.01, "head_lr_mult": 1.0, "device": "cpu",
                   "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "warmup": 2},
         "eval": {"size": [64, 32]},

@@ -62,8 +62,10 @@ def test_source_only_is_the_same_loop_with_components_off(tiny_demo, tmp_path):
     assert all(set(e.losses) == {"seg", "seg_aux"} for e in events if isinstance(e, Step))
 
 
-def test_stop_then_resume_matches_an_uninterrupted_run(tiny_demo, tmp_path):
-    config = tiny_config(tiny_demo, pit={"refresh_every": 3}, train={"iterations": 8})
+@pytest.mark.parametrize("teacher", [{"teacher": "snapshot", "refresh_every": 3},
+                                     {"teacher": "mean", "gwrp_per_class": True}])
+def test_stop_then_resume_matches_an_uninterrupted_run(teacher, tiny_demo, tmp_path):
+    config = tiny_config(tiny_demo, pit={"align_steps": 1, **teacher}, train={"iterations": 8})
     done, _ = run(config, tmp_path / "whole")
     assert done.reason == "done"
 
