@@ -143,6 +143,11 @@ def _parse_data(spec: str):
     return kind, root, split or ("val" if kind == "cityscapes" else None)
 
 
+def _nanmean(values: dict):
+    finite = [v for v in values.values() if v is not None and v == v]
+    return sum(finite) / len(finite) if finite else None
+
+
 def cmd_eval(args) -> int:
     import json
 
@@ -159,10 +164,19 @@ def cmd_eval(args) -> int:
           + (f"; skipped {result.skipped} unreadable" if result.skipped else ""))
     for name, value in result.miou.items():
         print(f"{name}: {100 * value:.2f}")
-    for name, value in result.per_class.items():  # the pivot's recall only for a method that has one
-        recall = result.pivot_recall.get(name)
-        pivot = f"   pivot recall {100 * recall:6.1f}" if recall is not None else ""
+    pct = lambda v: "    –" if v is None or v != v else f"{100 * v:5.1f}"  # noqa: E731
+    has_pivot = bool(result.pivot_recall)  # pivot columns only for a method that has one
+    if has_pivot:
+        print(f"  {'':<14} {'IoU':>10}   pivot q precision / recall   refreshed max(q, GWRP) precision / recall")
+    for name, value in result.per_class.items():
+        pivot = (f"   {pct(result.pivot_precision.get(name)):>17} / {pct(result.pivot_recall.get(name))}"
+                 f"   {pct(result.refreshed_precision.get(name)):>30} / {pct(result.refreshed_recall.get(name))}"
+                 if has_pivot else "")
         print(f"  {name:<14} IoU {100 * value:6.2f}{pivot}")
+    if has_pivot:
+        for label, prec, rec in (("pivot q", result.pivot_precision, result.pivot_recall),
+                                 ("refreshed", result.refreshed_precision, result.refreshed_recall)):
+            print(f"{label} (mean over classes): precision {pct(_nanmean(prec))}, recall {pct(_nanmean(rec))}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
     return 0

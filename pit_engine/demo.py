@@ -138,6 +138,21 @@ def _mean_std(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def pivot_quality(runs: list[dict]) -> dict:
+    """Per class and as the mean over classes (each averaged over the seeds): precision and recall
+    of the pivot's q and of the refreshed max(q, GWRP(p)). Empty for a method without a pivot."""
+    out = {}
+    for key in ("pivot_precision", "pivot_recall", "refreshed_precision", "refreshed_recall"):
+        per_class = {}
+        for c in CITYSCAPES_CLASSES:
+            values = [r[key][c] for r in runs if r.get(key) and r[key].get(c) is not None]
+            if values:
+                per_class[c] = statistics.fmean(values)
+        out[key] = per_class
+        out[f"mean_{key}"] = statistics.fmean(per_class.values()) if per_class else None
+    return out
+
+
 def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, quick: bool,
               info: dict[str, dict] | None = None) -> dict:
     """`info`: per row its training and evaluation time (wall_s, over all seeds) and whether it
@@ -151,8 +166,7 @@ def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, q
         row_info = (info or {}).get(row, {})
         report[row] = {"label": ROWS[row][0], "method": ROWS[row][1], "uda": row_info.get("uda", True),
                        "miou": mean, "miou_std": std, "miou_per_seed": mious, "per_class": per_class,
-                       "wall_s": round(row_info.get("wall_s", 0.0), 1),
-                       "pivot_precision": runs[0]["pivot_precision"], "pivot_recall": runs[0]["pivot_recall"]}
+                       "wall_s": round(row_info.get("wall_s", 0.0), 1), **pivot_quality(runs)}
     if "pit" in report and "source_only" in report:
         gains = [p - s for p, s in zip(report["pit"]["miou_per_seed"], report["source_only"]["miou_per_seed"])]
         report["gain"], report["gain_std"] = _mean_std(gains)
@@ -181,6 +195,15 @@ def report_markdown(report: dict) -> str:
     if "gain" in report:
         lines += ["", f"Gain of PIT over source only: {100 * report['gain']:+.1f} mIoU points "
                       f"(std {100 * report['gain_std']:.1f})."]
+    pivots = [row for row in rows if report[row].get("mean_pivot_precision") is not None]
+    if pivots:
+        lines += ["", "Pivot quality on the same frames (mean over classes, %): q is the classifier's own verdict, "
+                      "refreshed is max(q, GWRP(p)).", "",
+                  "| method | q precision | q recall | refreshed precision | refreshed recall |", "|---|---|---|---|---|"]
+        for row in pivots:
+            r = report[row]
+            lines.append(f"| {r['label']} | {pct(r['mean_pivot_precision'])} | {pct(r['mean_pivot_recall'])} | "
+                         f"{pct(r['mean_refreshed_precision'])} | {pct(r['mean_refreshed_recall'])} |")
     lines += ["", "Per-class IoU (%):", "", "| class | " + " | ".join(report[r]["label"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
     for c in report["classes"]:

@@ -48,7 +48,7 @@ class HealthProbe:
             image, label = dataset.load(i)
             x, y = resize(image, label, (int(size[0]), int(size[1])))
             images.append(normalization.apply(x))
-            labels.append(None if y is None else torch.from_numpy(np.ascontiguousarray(y)).long())
+            labels.append(None if y is None else torch.from_numpy(np.array(y)).long())
         self.x = torch.stack(images).to(self.device)
         self.labels = torch.stack(labels).to(self.device) if all(y is not None for y in labels) else None
 

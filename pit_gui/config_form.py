@@ -117,9 +117,13 @@ class ConfigForm(QWidget):
         amp.addItems(["off", "bf16", "fp16", "auto"])
         self.fields["train.amp"] = amp
         self.fields["train.channels_last"] = QCheckBox("channels_last memory layout")
+        self.fields["train.health_every"] = QSpinBox(
+            maximum=10_000_000, singleStep=50, specialValueText="never",
+            toolTip="Every this many iterations, measure the pseudo-labels, the pivot and the IoU on fixed target "
+                    "train frames: the health curves under the losses")
         for key, label in (("train.iterations", "Iterations"), ("train.batch_size", "Batch size"),
                            ("train.lr", "Learning rate"), ("train.device", "Device"), ("train.amp", "Mixed precision"),
-                           ("train.channels_last", ""), ("train.seed", "Seed")):
+                           ("train.channels_last", ""), ("train.seed", "Seed"), ("train.health_every", "Health every")):
             form_t.addRow(label, self.fields[key])
 
         layout = QVBoxLayout(self)

@@ -25,6 +25,8 @@ def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[fl
     points: dict[str, tuple[list[int], list[float]]] = {}
     for record in records:
         it = record.get("iteration")
+        if record.get("kind") == "health":  # the health curves' (pit_gui/health_plots.py)
+            continue
         if record.get("kind") == "eval":
             miou = record.get("miou") or {}
             values = {MIOU: next(iter(miou.values()), None)}

@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
         self.follow_timer.stop()
         self.reader = MetricsReader(run_dir)
         self.run_total = config.get("train", {}).get("iterations", 0)
-        self.train_view.plots.clear(run_dir.name, self.run_total)
+        self.train_view.clear_curves(run_dir.name, self.run_total)
         self.train_view.say(f"opened run {run_dir}")
 
         reader = self.reader
@@ -291,7 +291,7 @@ class MainWindow(QMainWindow):
         def done(records):
             if reader is not self.reader:
                 return  # another run was opened meanwhile
-            self.train_view.plots.add_records(records)
+            self.train_view.add_records(records)
             self._show_run_progress(records)
             self.follow_timer.start()
         self.run_task(f"reading {run_dir.name}", lambda progress: reader.read(), done)
@@ -310,9 +310,9 @@ class MainWindow(QMainWindow):
             return
         records = self.reader.read()
         if self.reader.restarted:  # the run was resumed and rewrote its metrics
-            self.train_view.plots.clear(self.reader.path.parent.name, self.run_total)
+            self.train_view.clear_curves(self.reader.path.parent.name, self.run_total)
         if records:
-            self.train_view.plots.add_records(records)
+            self.train_view.add_records(records)
             self._show_run_progress(records)
 
     def _show_run_progress(self, records) -> None:
@@ -521,12 +521,13 @@ class MainWindow(QMainWindow):
         worker.started.connect(self.on_started)
         worker.steps.connect(self.on_steps)
         worker.evaluated.connect(self.on_evaluated)
+        worker.health.connect(self.on_health)
         worker.checkpoint.connect(self.on_checkpoint)
         worker.message.connect(self.train_view.say)
         worker.finished.connect(self.on_finished)
         self.train_worker = worker
         self.train_thread = start_thread(worker, "trainer", (self._join_trainer,))
-        self.train_view.plots.clear(run_dir.name)
+        self.train_view.clear_curves(run_dir.name)
         self.train_view.set_running(True)
         self.train_view.say(f"starting {run_dir}")
         self.tabs.setCurrentIndex(0)
@@ -570,6 +571,10 @@ class MainWindow(QMainWindow):
     def on_evaluated(self, event) -> None:
         self.train_view.plots.add_records([{"kind": "eval", "iteration": event.iteration, "miou": event.subsets}])
         self.train_view.say(f"evaluated at {event.iteration}: mIoU {100 * event.miou:.1f}")
+
+    @Slot(object)
+    def on_health(self, event) -> None:
+        self.train_view.health.add_records([{"kind": "health", "iteration": event.iteration, **event.record}])
 
     @Slot(object)
     def on_checkpoint(self, event) -> None:

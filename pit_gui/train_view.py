@@ -1,4 +1,5 @@
-"""The Train view: the config form, run controls with progress, the log and the live loss plots."""
+"""The Train view: the config form, run controls with progress, the log, the live loss plots and,
+below them, the adaptation's health curves."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlain
 
 from pit_engine.config import Config
 from pit_gui.config_form import ConfigForm
+from pit_gui.health_plots import HealthPlots
 from pit_gui.loss_plots import LossPlots
 from pit_resources import resource
 
@@ -85,9 +87,14 @@ class TrainView(QWidget):
         lay.addWidget(self.log)
 
         self.plots = LossPlots()
+        self.health = HealthPlots()
+        self.curves = QSplitter(Qt.Vertical)
+        self.curves.addWidget(self.plots)
+        self.curves.addWidget(self.health)
+        self.curves.setSizes([560, 320])
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.plots)
+        self.splitter.addWidget(self.curves)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([380, 900])
         layout = QVBoxLayout(self)
@@ -120,6 +127,15 @@ class TrainView(QWidget):
         self.progress.setValue(min(iteration, total))
         if its_per_s is not None:
             self.rate.setText(f"{its_per_s:.2f} it/s · ETA {format_eta(eta_s or 0)}")
+
+    def clear_curves(self, name: str = "", total_iterations: int = 0) -> None:
+        self.plots.clear(name, total_iterations)
+        self.health.clear()
+
+    def add_records(self, records: list[dict]) -> None:
+        """metrics.jsonl records (or the same built from events): losses, evaluations, health."""
+        self.plots.add_records(records)
+        self.health.add_records(records)
 
     def say(self, text: str) -> None:
         self.log.appendPlainText(text)

@@ -22,7 +22,7 @@ from pit_engine.classes import NUM_CLASSES
 from pit_engine.compare import Comparison, compare
 from pit_engine.data.io import read_rgb
 from pit_engine.errors import UserError, out_of_memory
-from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
+from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
 from pit_engine.export import read_truth
 from pit_engine.predict import Prediction, Predictor
 from pit_engine.train import Trainer
@@ -57,6 +57,7 @@ class TrainWorker(QObject):
     started = Signal(object)  # events.Started
     steps = Signal(list)  # [events.Step], batched
     evaluated = Signal(object)  # events.Evaluated
+    health = Signal(object)  # events.Health
     checkpoint = Signal(object)  # events.CheckpointSaved
     message = Signal(str)  # the trainer's log lines
     finished = Signal(object)  # events.Finished
@@ -99,8 +100,8 @@ class TrainWorker(QObject):
                 self._flush()
             return
         self._flush()
-        signal = {Started: self.started, Evaluated: self.evaluated, CheckpointSaved: self.checkpoint,
-                  Finished: self.finished}[type(event)]
+        signal = {Started: self.started, Evaluated: self.evaluated, Health: self.health,
+                  CheckpointSaved: self.checkpoint, Finished: self.finished}[type(event)]
         signal.emit(event)
 
 

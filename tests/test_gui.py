@@ -84,13 +84,21 @@ def test_opens_with_the_demo_comparison(window):
 
 def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_path):
     window = make_window(demo_models=False, demo_frames=False)
-    config = tiny_config(tiny_demo, train={"iterations": 2000})
+    config = tiny_config(tiny_demo, train={"iterations": 2000, "health_every": 3, "health_frames": 2})
     window.train_view.form.set_config(config)
     window.train_view.run_dir.setText(str(tmp_path / "run"))
     assert window.start_training()
     plots = window.train_view.plots
     qtbot.waitUntil(lambda: len(plots.points("seg")[0]) >= 3, timeout=WAIT_MS)
     assert plots.plots["seg"] in window.train_view.plots.graphics.ci.items
+    # the health curves grow live beside the losses, per class or as the mean
+    health = window.train_view.health
+    qtbot.waitUntil(lambda: len(health.records) >= 2, timeout=WAIT_MS)
+    xs, ys = health.series("pl_share")
+    assert xs[:2] == [3, 6] and all(0 <= y <= 100 for y in ys)
+    assert health.curves["iou"].isVisible() and "fixed target train frames" in health.info.text()
+    health.cls.setCurrentText("road")
+    assert 0 <= health.series("q_present")[1][0] <= 100 and 0 <= health.series("iou")[1][0] <= 100
 
     window.toggle_pause()
     assert window.train_view.pause.text() == "Resume"
@@ -136,6 +144,7 @@ def test_open_run_replays_and_follows(window, qtbot, tiny_demo, tmp_path):
     qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == len(steps), timeout=WAIT_MS)
     assert plots.points("seg")[1] == pytest.approx([r["seg"] for r in steps])
     assert "mIoU" in plots.terms()  # the final evaluation
+    assert "health" not in plots.terms()  # health records are the health plot's, not a loss
     # a line appended by a training elsewhere shows up; a half-written one waits for its newline
     with open(run / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"kind": "step", "iteration": 99, "lr": 0.1, "seg": 0.5}) + "\n" + '{"kind": "st')
@@ -438,3 +447,21 @@ def test_a_model_without_a_pivot_hides_the_pivot_panels(make_window, qtbot, tiny
     qtbot.waitUntil(lambda: view.result() is not None and view.result().b is not None, timeout=WAIT_MS)
     assert not view.pivot_row.isVisible() and not view.regions_box.isVisible()
     assert view.panel_b.array is not None  # the mask is shown
+
+
+def test_health_plots_without_target_labels_show_what_needs_none(qtbot):
+    from pit_gui.health_plots import HealthPlots
+
+    health = HealthPlots()
+    qtbot.addWidget(health)
+    assert "No health records" in health.info.text()
+    record = {"kind": "health", "iteration": 50, "frames": 4, "pl_coverage": 0.5, "pl_share": {"road": 0.25},
+              "mean_pl_share": 0.25, "q_present": {"road": 3}, "q_absent": {"road": 1}, "mean_q_present": 3,
+              "mean_q_absent": 1}
+    health.add_records([{"kind": "step", "iteration": 50, "seg": 1.0}, record])
+    assert len(health.records) == 1  # only health records are kept
+    assert health.series("pl_share") == ([50], [50.0])  # the mean view: the share with any pseudo-label
+    assert not health.curves["iou"].isVisible() and health.curves["pl_share"].isVisible()
+    assert "no target labels" in health.info.text()
+    health.cls.setCurrentText("road")
+    assert health.series("q_present") == ([50], [75.0]) and health.series("q_absent") == ([50], [25.0])

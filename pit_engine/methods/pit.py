@@ -48,7 +48,7 @@ class PITConfig:
     min_pixels: int = 1  # a class is present in a source label if it covers this many valid pixels
     tau_lo: float = 0.1
     tau_hi: float = 0.5
-    refresh_pivot: bool = False  # pivot = max(q, GWRP(p)) instead of q alone
+    refresh_pivot: bool = True  # pivot = max(q, GWRP(p)), not q alone: the better pivot by measurement (README)
     gwrp_support: float = 0.15  # the fraction of the output map GWRP's weights cover (1/(1-d) pixels)
     gwrp_per_class: bool = False  # per class: its mean pixel share on the source frames that hold it
     gwrp_topk: bool = True
