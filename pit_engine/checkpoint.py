@@ -128,9 +128,11 @@ def slim_checkpoint(source, dest, name: str = "") -> Path:
 
 def checkpoint_config(state: dict, where):
     """A checkpoint's run config, checked (a flat [method] table of earlier versions converted)."""
-    from pit_engine.config import Config
+    import copy
 
-    return Config.from_dict(state["config"], f"the config in {where}")
+    from pit_engine.config import Config, drop_retired
+
+    return Config.from_dict(drop_retired(copy.deepcopy(state["config"])), f"the config in {where}")
 
 
 def checkpoint_method(state: dict, where):

@@ -203,6 +203,21 @@ def upgrade_method_table(raw: dict, where: str) -> tuple[dict, list[str]]:
     return raw, [note]
 
 
+def drop_retired(raw: dict) -> dict:
+    """A checkpoint's recorded config without the settings later versions retired (the record
+    of a finished run must open; a config file that sets them is refused with the replacement)."""
+    from pit_engine.methods.pit import PITConfig
+
+    method = raw.get("method")
+    if not isinstance(method, dict):
+        return raw
+    tables = [method] + [method["pit"]] if isinstance(method.get("pit"), dict) else [method]
+    for table in tables:
+        for key in PITConfig.RETIRED:
+            table.pop(key, None)
+    return raw
+
+
 def is_device_name(name: str) -> bool:
     return name in ("auto", "cpu", "cuda") or name.startswith("cuda:") and name[5:].isdigit()
 

@@ -215,3 +215,13 @@ def test_make_demo_writes_a_labelled_test_split(tiny_demo):
     assert len(test) == 4 and test.labelled
     val_names = {p.name for p in (tiny_demo / "target/leftImg8bit/val").rglob("*.png")}
     assert not val_names & {p.name for p in (tiny_demo / "target/leftImg8bit/test").rglob("*.png")}
+
+
+def test_a_checkpoint_of_an_earlier_version_with_gwrp_decay_still_opens():
+    from pit_engine.checkpoint import checkpoint_config
+
+    flat = {"method": {"gwrp_decay": 0.99, "refresh_every": 1}}
+    nested = {"method": {"name": "pit", "pit": {"gwrp_decay": 0.99}}}
+    for raw in (flat, nested):
+        assert checkpoint_config({"config": raw}, "old.pt").method.name == "pit"
+    assert "gwrp_decay" in nested["method"]["pit"]  # the checkpoint's own record is left alone
