@@ -207,9 +207,10 @@ def run_bench(device_name: str = "auto", backbone: str = "resnet101", rounds: in
     overlay_t = Timing([timed(lambda: overlay.blend(image, classes, 0.5, True), torch.device("cpu"))
                         for _ in range(10)])
 
-    # GWRP over the target's probabilities: full sort against top-k
-    decay = Config().method.pit.gwrp_decay
-    p = torch.randn(1, NUM_CLASSES, target[1], target[0], generator=g).to(device).softmax(1)
+    # GWRP over the target's output map (stride 8) at the default support: full sort against top-k
+    h, w = target[1] // 8, target[0] // 8
+    decay = M.support_decay(Config().method.pit.gwrp_support, h * w)
+    p = torch.randn(1, NUM_CLASSES, h, w, generator=g).to(device).softmax(1)
     v = (torch.rand(1, NUM_CLASSES, generator=g) > 0.5).float().to(device)
     gwrp = {}
     for name, topk in (("sort", False), ("topk", True)):

@@ -9,7 +9,7 @@ from pit_engine.cli import main
 
 @pytest.fixture
 def tiny_quick(monkeypatch):
-    monkeypatch.setattr(demo, "QUICK", {"frames": (6, 6, 3), "iterations": 4, "warmup": 2})
+    monkeypatch.setattr(demo, "QUICK", {"frames": (6, 6, 3, 3), "iterations": 4, "warmup": 2})
     original = demo.demo_config
 
     def small(*args, **kwargs):
@@ -34,6 +34,22 @@ def test_demo_writes_the_report(tiny_quick, tmp_path, capsys):
     assert len(index["frames"]) == 3 and all((out / "overlays" / f["compare"]).is_file() for f in index["frames"])
     assert "| PIT: + D + E |" in (out / "report.md").read_text()
     assert "Gain of PIT over source only" in capsys.readouterr().out
+    # scored on the held-out test split; the pivot's quality is that of q, and of the refreshed vector
+    assert report["split"] == "test" and report["data_seed"] == 0
+    assert report["pit"]["mean_pivot_recall"] is not None and report["pit"]["refreshed_recall"]
+    assert report["source_only"]["mean_pivot_recall"] is None
+    assert "Pivot quality" in (out / "report.md").read_text()
+
+
+def test_another_generator_seed_draws_another_pair(tiny_quick, tmp_path):
+    said = []
+    demo.ensure_data(tmp_path / "data", True, said.append, 0)
+    first = (tmp_path / "data/source/images/00000.png").read_bytes()
+    demo.ensure_data(tmp_path / "data", True, said.append, 0)
+    assert "using the demo pair" in said[-1]  # the same draw is kept
+    demo.ensure_data(tmp_path / "data", True, said.append, 11)
+    assert "generating" in said[-1] and (tmp_path / "data/generator_seed.txt").read_text().strip() == "11"
+    assert (tmp_path / "data/source/images/00000.png").read_bytes() != first
 
 
 def test_ablation_and_seeds_give_every_row_a_mean_and_spread(tiny_quick, tmp_path):
