@@ -54,19 +54,22 @@ class HealthPlots(QWidget):
         top.addWidget(QLabel("Health:"))
         top.addWidget(self.cls)
         top.addWidget(self.info, 1)
-        self.plot = pg.PlotWidget()
+        # the legend in a row of its own above the plot: it never covers a curve
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.legend = pg.LegendItem(colCount=5, labelTextSize="8pt")
+        self.graphics.addItem(self.legend, row=0, col=0)
+        self.plot = self.graphics.addPlot(row=1, col=0)
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "%")
         self.plot.setYRange(0, 100)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
-        self.curves = {key: self.plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2), symbol="o",
-                                           symbolSize=4, symbolBrush=colour, connect="finite")
+        self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4,
+                                           symbolBrush=colour, connect="finite")
                        for key, name, colour in SERIES}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.graphics, 1)
         self.clear()
 
     def clear(self) -> None:
