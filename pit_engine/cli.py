@@ -167,7 +167,7 @@ def cmd_eval(args) -> int:
     pct = lambda v: "    –" if v is None or v != v else f"{100 * v:5.1f}"  # noqa: E731
     has_pivot = bool(result.pivot_recall)  # pivot columns only for a method that has one
     if has_pivot:
-        print(f"  {'':<14} {'IoU':>10}   pivot q precision / recall   refreshed max(q, GWRP) precision / recall")
+        print(f"  {'':<25}   pivot q precision / recall   refreshed max(q, GWRP) precision / recall")
     for name, value in result.per_class.items():
         pivot = (f"   {pct(result.pivot_precision.get(name)):>17} / {pct(result.pivot_recall.get(name))}"
                  f"   {pct(result.refreshed_precision.get(name)):>30} / {pct(result.refreshed_recall.get(name))}"
