@@ -215,17 +215,17 @@ class PIT(Method):
     @torch.no_grad()
     def guide(self, x, out, prob, pooled, step: int) -> dict:
         """What the pivot and the pseudo-labels are read from: the teacher's outputs (detached):
-        pivot logits, output-map probabilities and their pooled scores, probabilities at x's size.
+        pivot logits, the pooled scores of its output map, probabilities at x's size.
         A snapshot teacher with K = 1 is the student: this step's outputs serve."""
         m = self.config
         if m.teacher == "snapshot" and m.refresh_every == 1:
             pooled = pooled.detach() if pooled is not None else self.pool(prob) if m.refresh_pivot else None
-            return {"pivot": out.pivot.detach(), "map": prob.detach(), "pooled": pooled,
+            return {"pivot": out.pivot.detach(), "pooled": pooled,
                     "prob": upsample(out.logits.detach(), x).float().softmax(1)}
         self.update_teacher(step - m.align_steps)
         t = self.teacher(x)
         t_prob = t.logits.float().softmax(1)
-        return {"pivot": t.pivot, "map": t_prob, "pooled": self.pool(t_prob) if m.refresh_pivot else None,
+        return {"pivot": t.pivot, "pooled": self.pool(t_prob) if m.refresh_pivot else None,
                 "prob": upsample(t.logits, x).float().softmax(1)}
 
     @torch.no_grad()
