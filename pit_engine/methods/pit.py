@@ -1,12 +1,14 @@
 """PIT, Pivot Interaction Transfer (Lv et al., CVPR 2020), as this project reconstructs it.
 
 B  a pivot head (image-level classifier) learns on the source which classes a frame holds;
-C  on the target its verdict q (optionally refreshed with the pooled predictions) is the pivot,
-   and an image-level discriminator aligns the features it reads;
-D  image-level region expansion: a present class must pool high (GWRP), an absent one stays low,
-   one relation on both domains;
-E  pixel-level region expansion: pseudo-labels grown from confident seeds, restricted by the pivot;
+C  on the target its verdict q, or the refreshed max(q, GWRP(p)), is the pivot, and an
+   image-level discriminator aligns the features it reads;
+D  image-level region expansion: a present class must pool high (GWRP over the output map, its
+   support a fraction of that map), an absent one stays low; one relation on both domains;
+E  pixel-level region expansion: pseudo-labels grown from seeds under the pivot, both read from a
+   teacher (a mean teacher, or a snapshot every K steps);
 F  optionally, AdaptSegNet's output-space discriminators.
+Schedule: the trainer's source-only warm-up, then `align_steps` of C (and F) alone, then D and E.
 Each part is a switch of [method.pit], which gives the ablation rows.
 """
 from __future__ import annotations
