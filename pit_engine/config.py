@@ -149,10 +149,12 @@ class Config:
             check = getattr(getattr(self.method, name), "validate", None)
             if check:
                 check(where, f"method.{name}")
-        for key in ("train.iterations", "train.batch_size", "train.log_every"):
+        for key in ("train.iterations", "train.batch_size", "train.log_every", "train.health_frames"):
             section, name = key.split(".")
             if getattr(getattr(self, section), name) < 1:
                 raise UserError(f"'{key}' must be at least 1", where, "fix the value")
+        if self.train.health_every < 0:
+            raise UserError("'train.health_every' must be 0 (never) or more", where, "fix the value")
         device = self.train.device
         if not is_device_name(device):
             raise UserError(f"'train.device' is '{device}'", where, "use auto, cpu, cuda or cuda:N")
