@@ -26,12 +26,10 @@ import torch.nn.functional as F
 
 from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE
 from pit_engine.data.datasets import SegmentationDataset
-from pit_engine.pit_ops import ABSENT, PRESENT
+from pit_engine.pit_ops import ABSENT, PRESENT, category_vector
 
 PER_CLASS = ("iou", "pl_precision", "pl_recall", "pl_share", "q_precision", "q_recall", "refreshed_precision",
              "refreshed_recall", "q_present", "q_absent")
-LABELLED = {"iou", "pl_precision", "pl_recall", "q_precision", "q_recall", "refreshed_precision",
-            "refreshed_recall"}  # what needs the frames' labels
 
 
 class HealthProbe:
@@ -82,7 +80,7 @@ class HealthProbe:
             record["q_present"] = (q == PRESENT).sum(0).tolist()
             record["q_absent"] = (q == ABSENT).sum(0).tolist()
             if y is not None:
-                truth = torch.stack([torch.bincount(f[f != IGNORE], minlength=c)[:c] > 0 for f in y]).float()
+                truth = category_vector(y, c)
                 for name, state in (("q", q), ("refreshed", seen["pivot_refreshed"])):
                     said = (state == PRESENT).float()
                     record[f"{name}_precision"] = _ratio((said * truth).sum(0), said.sum(0))

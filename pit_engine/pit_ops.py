@@ -43,16 +43,12 @@ def pivot_state(q: torch.Tensor, tau_lo: float, tau_hi: float) -> torch.Tensor:
     return state
 
 
-def infer_pivot(pivot_logits: torch.Tensor, prob: torch.Tensor | None, tau_lo: float, tau_hi: float,
-                decay, refresh: bool = True, topk: bool = True, pooled: torch.Tensor | None = None):
-    """The target pivot: q = sigmoid(F(x)), optionally refreshed as max(q, GWRP(p)), thresholded.
-    `prob` is on the network's output map; `pooled` may pass GWRP(p) in when the caller has it
-    already. Returns (q, pooled or None, state)."""
+def infer_pivot(pivot_logits: torch.Tensor, pooled: torch.Tensor | None, tau_lo: float, tau_hi: float,
+                refresh: bool = True):
+    """The target pivot: q = sigmoid(F(x)), refreshed as max(q, pooled) where `refresh` and the
+    pooled scores GWRP(p) of the output map are given, thresholded. Returns (q, pooled, state)."""
     q = torch.sigmoid(pivot_logits.detach().float())
-    if pooled is not None:
-        pooled = pooled.detach()
-    elif prob is not None:
-        pooled = gwrp(prob.detach(), decay, topk)
+    pooled = pooled.detach() if pooled is not None else None
     state = pivot_state(torch.maximum(q, pooled) if refresh and pooled is not None else q, tau_lo, tau_hi)
     return q, pooled, state
 

@@ -261,15 +261,14 @@ class PIT(Method):
         m = self.config
         if m.pivot_source == "oracle":
             return P.category_vector(batch["label"], self.model.num_classes, m.min_pixels).long()
-        return P.infer_pivot(guide["pivot"], None, m.tau_lo, m.tau_hi, None, m.refresh_pivot,
-                             pooled=guide["pooled"])[2]
+        return P.infer_pivot(guide["pivot"], guide["pooled"], m.tau_lo, m.tau_hi, m.refresh_pivot)[2]
 
     def infer_pivot(self, out):
         """(q, pooled, state) of a batch the network saw in evaluation: what the GUI shows and
         what the pivot's precision and recall measure. pooled: GWRP of the output map."""
         m = self.config
         prob = out.logits.float().softmax(1)
-        return P.infer_pivot(out.pivot, None, m.tau_lo, m.tau_hi, None, m.refresh_pivot, pooled=self.pool(prob))
+        return P.infer_pivot(out.pivot, self.pool(prob), m.tau_lo, m.tau_hi, m.refresh_pivot)
 
     def pivot_verdicts(self, out) -> dict[str, torch.Tensor]:
         """The pivot states of q alone and of the refreshed max(q, GWRP(p)), whichever is used."""
