@@ -50,6 +50,13 @@ def everyone(flag: bool, device, world: int) -> bool:
     return bool(agreed.item())
 
 
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The sum of `values` over the ranks of a running process group (itself without one)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(values)
+    return values
+
+
 def mean_over_ranks(values: torch.Tensor, world: int) -> torch.Tensor:
     if world > 1:
         dist.all_reduce(values)

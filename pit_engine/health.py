@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE
 from pit_engine.data.datasets import SegmentationDataset
+from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.pit_ops import ABSENT, PRESENT, category_vector
 
 PER_CLASS = ("iou", "pl_precision", "pl_recall", "pl_share", "q_precision", "q_recall", "refreshed_precision",
@@ -64,7 +65,9 @@ class HealthProbe:
         if y is not None:
             pred = F.interpolate(out.logits.float(), size=y.shape[-2:], mode="bilinear",
                                  align_corners=False).max(1).indices
-            record["iou"] = _ratio(_count(pred, y, c, both=True), _count(pred, y, c, union=True))
+            matrix = ConfusionMatrix(c)
+            matrix.update(pred.cpu().numpy(), y.cpu().numpy())
+            record["iou"] = [None if np.isnan(v) else round(float(v), 4) for v in matrix.iou()]
         pseudo = seen.get("pseudo")
         if pseudo is not None:
             labelled = pseudo != IGNORE
@@ -72,7 +75,7 @@ class HealthProbe:
             record["pl_share"] = (_count_of(pseudo, c) / pseudo.numel()).tolist()
             if y is not None:
                 pseudo = F.interpolate(pseudo[:, None].float(), size=y.shape[-2:], mode="nearest")[:, 0].long()
-                hits = _count(pseudo, y, c, both=True)
+                hits = _hits(pseudo, y, c)
                 record["pl_precision"] = _ratio(hits, _count_of(pseudo, c, where=y != IGNORE))
                 record["pl_recall"] = _ratio(hits, _count_of(y, c))
         if "pivot_q" in seen:
@@ -99,15 +102,10 @@ def _count_of(labels: torch.Tensor, c: int, where: torch.Tensor | None = None) -
     return torch.bincount(labels[keep], minlength=c)[:c].float()
 
 
-def _count(pred: torch.Tensor, truth: torch.Tensor, c: int, both: bool = False, union: bool = False) -> torch.Tensor:
-    """Per class, over valid truth pixels: pixels where prediction and truth are both c (both),
-    or where either is (union)."""
-    valid = truth != IGNORE
-    p, t = pred[valid], truth[valid]
-    inter = torch.bincount(t[p == t], minlength=c)[:c].float()
-    if both:
-        return inter
-    return torch.bincount(p[p < c], minlength=c)[:c].float() + torch.bincount(t, minlength=c)[:c].float() - inter
+def _hits(pred: torch.Tensor, truth: torch.Tensor, c: int) -> torch.Tensor:
+    """Per class, the valid pixels where prediction and truth are both c."""
+    t = truth[(pred == truth) & (truth != IGNORE)]
+    return torch.bincount(t, minlength=c)[:c].float()
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> list:

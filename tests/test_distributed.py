@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from pit_engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch built without gloo")
@@ -32,9 +33,11 @@ def _steps(run):
 
 
 def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
-    # 1 process x batch 2 and 2 processes x batch 1 see the same global batch of draws
+    # 1 process x batch 2 and 2 processes x batch 1 see the same global batch of draws; GWRP's
+    # per-class supports come from the source shares of the whole global batch on every rank
     for name, batch in (("one", 2), ("two", 1)):
-        tiny_config(tiny_demo, train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(
+        tiny_config(tiny_demo, pit={"gwrp_per_class": True},
+                    train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(
             tmp_path / f"{name}.toml")
     _run(["-m", "pit_engine", "train", "--config", "one.toml", "--out", "run1"], tmp_path)
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pit_engine", "train",
@@ -53,6 +56,8 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
     assert two_eval["miou"]["mIoU19"] == pytest.approx(one_eval["miou"]["mIoU19"], abs=1e-3)
     run2 = tmp_path / "run2"
     assert sorted(p.name for p in (run2 / "checkpoints").iterdir()) == ["iter_0000004.pt"]
+    shares_one, shares_two = (load_checkpoint(tmp_path / run)["source_shares"] for run in ("run1", "run2"))
+    assert torch.allclose(shares_two, shares_one) and shares_one[0].sum() > 0
     assert (run2 / "events.log").read_text().count("started at iteration") == 1
 
     # resume the 2-process run in one process (another world size) and go on

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from pit_engine import pit_ops as P
 from pit_engine.classes import IGNORE
+from pit_engine.distributed import sum_over_ranks
 from pit_engine.errors import UserError
 from pit_engine.methods.base import Method, Nets, Pass, adversarial_loss, upsample
 from pit_engine.models import ImageDiscriminator, OutputDiscriminator
@@ -154,7 +155,8 @@ class PIT(Method):
 
     @torch.no_grad()
     def _count_source_shares(self, labels: torch.Tensor) -> None:
-        frames, shares = P.class_shares(labels, self.model.num_classes)
+        # summed over the ranks, so that every rank pools with the same per-class supports
+        frames, shares = sum_over_ranks(torch.stack(P.class_shares(labels, self.model.num_classes)))
         if self.source_frames is None:
             self.source_frames, self.source_shares = torch.zeros_like(frames), torch.zeros_like(shares)
         self.source_frames += frames
