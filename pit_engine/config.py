@@ -65,6 +65,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    poly_iterations: int = 0  # the poly schedule's horizon, if longer than the run (0: train.iterations)
     warmup: int = 0  # source-only iterations before the method's target terms start
     head_lr_mult: float = 10.0
     seed: int = 0
@@ -153,6 +154,9 @@ class Config:
             section, name = key.split(".")
             if getattr(getattr(self, section), name) < 1:
                 raise UserError(f"'{key}' must be at least 1", where, "fix the value")
+        if self.train.poly_iterations and self.train.poly_iterations < self.train.iterations:
+            raise UserError("'train.poly_iterations' must be 0 (the run's length) or at least train.iterations",
+                            where, f"got {self.train.poly_iterations} < {self.train.iterations}")
         if self.train.health_every < 0:
             raise UserError("'train.health_every' must be 0 (never) or more", where, "fix the value")
         device = self.train.device

@@ -40,6 +40,7 @@ class Trainer:
         self._running.set()
         self.iteration = 0
         self.source_iter = self.target_iter = None
+        self.unknown_ids = {"frames": 0, "pixels": 0}  # label pixels of ids the data set does not define
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
         self.world = dist.get_world_size() if distributed else 1
@@ -84,6 +85,9 @@ class Trainer:
                                 self.iteration, None if error else traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
+        if self.unknown_ids["frames"]:
+            self._warn(f"warning: {self.unknown_ids['frames']} frame draw(s) of this process held label ids the data "
+                       f"set does not define ({self.unknown_ids['pixels']:,d} pixels), read as ignore")
         self.out.event(f"finished: {finished.reason} {finished.message}".strip())
         if finished.traceback:
             self.out.event(finished.traceback)
@@ -205,7 +209,8 @@ class Trainer:
     # the loop -------------------------------------------------------------------------------
     def _set_lr(self) -> float:
         cfg = self.config.train
-        scale = (1 - self.iteration / cfg.iterations) ** cfg.poly_power
+        horizon = cfg.poly_iterations or cfg.iterations  # published runs stop before the rate reaches 0
+        scale = (1 - self.iteration / horizon) ** cfg.poly_power
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * group.get("lr_mult", 1.0) * scale
         for group in self.d_optimizer.param_groups if self.d_optimizer is not None else ():
@@ -225,7 +230,10 @@ class Trainer:
                 return Finished("stopped", f"stopped at iteration {self.iteration}", self.iteration)
             lr = self._set_lr()
             adapting = self.target is not None and self.iteration >= cfg.warmup
-            losses = self.step(next_batch(self.source_iter), next_batch(self.target_iter) if adapting else None)
+            source, target = next_batch(self.source_iter), next_batch(self.target_iter) if adapting else None
+            for batch in (source, target):
+                self._count_unknown_ids(batch)
+            losses = self.step(source, target)
             self.iteration += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.detach()
@@ -252,6 +260,19 @@ class Trainer:
                 self.out.metrics({"kind": "health", "iteration": self.iteration, **record})
                 self._emit(Health(self.iteration, record))
         return Finished("done", f"finished {cfg.iterations} iterations", self.iteration)
+
+    def _count_unknown_ids(self, batch: dict | None) -> None:
+        """An odd label id is read as ignore rather than ending a long run: said on the first
+        frame that holds one, counted, and totalled when the run ends (`pit data check` lists them)."""
+        counts = batch.get("unknown_ids") if batch is not None else None
+        if counts is None or not bool((counts > 0).any()):
+            return
+        if not self.unknown_ids["frames"]:
+            name = batch["name"][int((counts > 0).nonzero()[0])]
+            self._warn(f"warning: the label of frame '{name}' holds ids the data set does not define; they are "
+                       "read as ignore (this run counts such frames; `pit data check` lists them)")
+        self.unknown_ids["frames"] += int((counts > 0).sum())
+        self.unknown_ids["pixels"] += int(counts.sum())
 
     def _window_means(self, sums: dict, steps: int) -> dict[str, float]:
         """Each loss term's mean over the window (and over the ranks: one all-reduce per window)."""

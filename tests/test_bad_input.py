@@ -63,11 +63,19 @@ def test_corrupt_and_truncated_png_are_reported_together(tmp_path, capsys):
         GTA5(root).load(0)
 
 
-def test_ids_outside_the_table(tmp_path):
-    root = gta5(tmp_path, n=1)
-    save_png(root / "labels/00000.png", np.full((16, 32), 40, np.uint8))
-    with pytest.raises(UserError, match="id 40, outside"):
-        GTA5(root).load(0)
+def test_ids_outside_the_table_are_ignore_and_counted(tmp_path, capsys):
+    # one odd frame must not end a long run: its unknown ids read as ignore, and `pit data check` says so
+    root = gta5(tmp_path, n=2)
+    label = np.full((16, 32), 7, np.uint8)
+    label[:4] = 40
+    save_png(root / "labels/00001.png", label, palette=labelid_palette())
+    data = GTA5(root)
+    _, train_ids, unknown = data.load_counted(1)
+    assert unknown == 4 * 32 and (train_ids[:4] == 255).all() and (train_ids[4:] == 0).all()
+    assert data.get(0)["unknown_ids"] == 0 and data.get(1)["unknown_ids"] == 128
+    code, out, errors = run_cli(["data", "check", "gta5", str(root)], capsys)
+    assert code == 0 and not errors
+    assert "ids outside 0..33 (read as ignore): 1 frame(s), 128 pixel(s), e.g." in out and "00001.png" in out
 
 
 def test_rgb_colour_label_where_ids_are_expected(tmp_path):
@@ -83,8 +91,8 @@ def test_synthia_label_of_the_wrong_depth(tmp_path):
     with pytest.raises(UserError, match="8-bit, expected SYNTHIA's 16-bit"):
         Synthia(tmp_path).load(0)
     save_png16(tmp_path / "GT/LABELS/0000000.png", np.full((8, 8, 3), 500, np.uint16))
-    with pytest.raises(UserError, match="id 500, outside"):
-        Synthia(tmp_path).load(0)
+    _, train_ids, unknown = Synthia(tmp_path).load_counted(0)
+    assert unknown == 64 and (train_ids == 255).all()
 
 
 def test_wrong_kind_of_mode_and_split(tmp_path):

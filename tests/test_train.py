@@ -1,13 +1,16 @@
 """The trainer on tiny demo frames: events, run directory, checkpoints, stop / resume, bad input."""
 import json
+import math
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from pit_engine.checkpoint import load_checkpoint, restore_model
 from pit_engine.cli import main
+from pit_engine.errors import UserError
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Started, Step
 from pit_engine.train import Trainer
 from tests.conftest import tiny_config
@@ -235,3 +238,42 @@ def test_evaluation_reads_frames_in_workers_with_the_same_result(tiny_demo):
     results = [evaluate(model, val, EVAL_SUBSETS["gta5"], (64, 32), get_normalization("imagenet"), "cpu",
                         workers=workers).to_dict() for workers in (0, 2)]
     assert results[0] == results[1] and results[0]["frames"] == 4
+
+
+def test_the_poly_horizon_is_separate_from_the_stop(tiny_demo, tmp_path):
+    # published runs decay over 250k iterations and stop at 120k: the rate never reaches 0
+    config = tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 4, "poly_iterations": 8, "poly_power": 1.0,
+                                                        "lr": 0.01})
+    finished, events = run(config, tmp_path / "run")
+    assert finished.reason == "done"
+    assert [e.lr for e in events if isinstance(e, Step)] == pytest.approx([0.01 * (1 - k / 8) for k in range(4)])
+    with pytest.raises(UserError, match="poly_iterations"):
+        tiny_config(tiny_demo, SOURCE_ONLY, train={"iterations": 4, "poly_iterations": 3})
+
+
+def test_odd_source_labels_run_through_as_ignore(tiny_demo, tmp_path):
+    # every source label unlabelled (id 0) but for a band of an unknown id (40): before, the first
+    # read stopped the run, and a batch without any labelled pixel gave a NaN loss
+    import shutil
+
+    from PIL import Image
+
+    from pit_engine.classes import labelid_palette
+    from pit_engine.data.io import save_png
+
+    root = tmp_path / "demo"
+    shutil.copytree(tiny_demo, root)
+    for path in sorted((root / "source/labels").glob("*.png")):
+        label = np.zeros_like(np.asarray(Image.open(path)))
+        label[:10] = 40
+        save_png(path, label, palette=labelid_palette())
+    config = tiny_config(root, train={"batch_size": 1})
+    finished, events = run(config, tmp_path / "run")
+    assert finished.reason == "done", finished.message
+    steps = [e for e in events if isinstance(e, Step)]
+    assert all(e.losses["seg"] == 0 and e.losses["cls"] == 0 and math.isfinite(sum(e.losses.values()))
+               for e in steps)
+    log = (tmp_path / "run/events.log").read_text()
+    assert "holds ids the data set does not define" in log
+    width = label.shape[1]
+    assert f"6 frame draw(s) of this process held label ids the data set does not define ({60 * width:,d} pixels)" in log

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE, NUM_CLASSES
+from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE, MAX_LABEL_ID, MAX_SYNTHIA_ID, NUM_CLASSES
 from pit_engine.data.datasets import Problem, Sample, dataset_class
 from pit_engine.data.io import read_rgb, save_png
 from pit_engine.errors import UserError
@@ -24,6 +24,9 @@ class CheckReport:
     sizes: Counter = field(default_factory=Counter)
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))  # pixels per trainId
     resized_labels: int = 0
+    unknown_frames: int = 0  # labels holding ids the data set does not define (training reads them as ignore)
+    unknown_pixels: int = 0
+    unknown_example: Path | None = None
     written: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -36,6 +39,10 @@ class CheckReport:
         lines.append(f"image sizes: {sizes or 'none readable'}")
         if self.resized_labels:
             lines.append(f"labels of another size than their image (resized with nearest): {self.resized_labels}")
+        if self.unknown_frames:
+            top = MAX_SYNTHIA_ID if self.kind == "synthia" else MAX_LABEL_ID
+            lines.append(f"labels with ids outside 0..{top} (read as ignore): {self.unknown_frames} frame(s), "
+                         f"{self.unknown_pixels:,d} pixel(s), e.g. {self.unknown_example}")
         total = int(self.histogram.sum())
         if total:
             lines.append("class pixels (trainIds):")
@@ -77,7 +84,7 @@ def check_dataset(kind: str, root: str | Path, split: str | None = None, export_
 
     def check_one(sample: Sample):
         found: list[Problem] = []
-        out = {"size": None, "hist": None, "resized": False, "written": None}
+        out = {"size": None, "hist": None, "resized": False, "written": None, "unknown": 0, "label": sample.label}
         try:
             image = read_rgb(sample.image)
             out["size"] = (image.shape[1], image.shape[0])
@@ -86,7 +93,7 @@ def check_dataset(kind: str, root: str | Path, split: str | None = None, export_
             image = None
         if sample.label is not None:
             try:
-                label = cls.read_label(sample.label)
+                label, out["unknown"] = cls.read_label(sample.label)
             except UserError as e:
                 found.append(Problem(e.what, Path(e.where), e.todo))
                 return out, found
@@ -123,6 +130,10 @@ def check_dataset(kind: str, root: str | Path, split: str | None = None, export_
                 report.labelled += 1
                 report.histogram += out["hist"]
             report.resized_labels += out["resized"]
+            if out["unknown"]:
+                report.unknown_frames += 1
+                report.unknown_pixels += out["unknown"]
+                report.unknown_example = report.unknown_example or out["label"]
             if out["written"]:
                 report.written.append(out["written"])
     return report

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from pit_engine.classes import EVAL_SUBSETS, labelids_to_trainids, synthia_to_trainids
+from pit_engine.classes import EVAL_SUBSETS, MAX_LABEL_ID, MAX_SYNTHIA_ID, labelids_to_trainids, synthia_to_trainids
 from pit_engine.data.io import list_images, read_id_label, read_rgb, read_synthia_label
 from pit_engine.data.transforms import Transform, resize
 from pit_engine.errors import UserError
@@ -63,8 +63,9 @@ class SegmentationDataset(Dataset):
         raise NotImplementedError
 
     @staticmethod
-    def read_label(path: Path) -> np.ndarray:
-        """A label file as an H x W uint8 array of trainIds."""
+    def read_label(path: Path) -> tuple[np.ndarray, int]:
+        """A label file as an H x W uint8 array of trainIds, and how many of its pixels held an id
+        the data set does not define (read as ignore: one odd frame must not end a long run)."""
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -72,24 +73,28 @@ class SegmentationDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The raw frame (H x W x 3 uint8) and its trainIds at the frame's size (or None)."""
+        return self.load_counted(index)[:2]
+
+    def load_counted(self, index: int) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """`load`, and how many label pixels held an unknown id (read as ignore)."""
         sample = self.samples[index]
         image = read_rgb(sample.image)
         if sample.label is None:
-            return image, None
-        label = self.read_label(sample.label)
+            return image, None, 0
+        label, unknown = self.read_label(sample.label)
         if label.shape != image.shape[:2]:  # GTA5 ships a few labels of another size
             _, label = resize(image, label, (image.shape[1], image.shape[0]))
-        return image, label
+        return image, label, unknown
 
     def __getitem__(self, index: int) -> dict:
         return self.get(index)
 
     def get(self, index: int, generator=None) -> dict:
-        image, label = self.load(index)
+        image, label, unknown = self.load_counted(index)
         x, y = self.transform(image, label, generator)
         item = {"image": x, "name": self.samples[index].name, "index": index}
         if y is not None:
-            item["label"] = y
+            item["label"], item["unknown_ids"] = y, unknown
         return item
 
 
@@ -161,7 +166,8 @@ class Cityscapes(SegmentationDataset):
 
     @staticmethod
     def read_label(path):
-        return labelids_to_trainids(read_id_label(path))
+        ids = read_id_label(path)
+        return labelids_to_trainids(ids), int(np.count_nonzero(ids > MAX_LABEL_ID))
 
 
 def _scan_flat(root: Path, images: str, labels: str, expect: str):
@@ -188,7 +194,8 @@ class GTA5(SegmentationDataset):
 
     @staticmethod
     def read_label(path):
-        return labelids_to_trainids(read_id_label(path))
+        ids = read_id_label(path)
+        return labelids_to_trainids(ids), int(np.count_nonzero(ids > MAX_LABEL_ID))
 
 
 class Synthia(SegmentationDataset):
@@ -202,7 +209,8 @@ class Synthia(SegmentationDataset):
 
     @staticmethod
     def read_label(path):
-        return synthia_to_trainids(read_synthia_label(path))
+        ids = read_synthia_label(path)
+        return synthia_to_trainids(ids), int(np.count_nonzero(ids > MAX_SYNTHIA_ID))
 
 
 class ImageFolder(SegmentationDataset):

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pit_engine.classes import MAX_LABEL_ID, MAX_SYNTHIA_ID
 from pit_engine.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -66,11 +65,7 @@ def read_id_label(path: str | os.PathLike) -> np.ndarray:
     if img.mode not in ("P", "L"):
         raise UserError(f"label has mode {img.mode}, expected 8-bit label ids", path,
                         "use the data set's original 8-bit label files")
-    ids = np.asarray(img)
-    if ids.max(initial=0) > MAX_LABEL_ID:
-        raise UserError(f"label holds id {int(ids.max())}, outside the Cityscapes ids 0..{MAX_LABEL_ID}",
-                        path, "this is not a label-id file; point at the labelIds files")
-    return ids
+    return np.asarray(img)  # ids above MAX_LABEL_ID are the caller's to count; they map to ignore
 
 
 def read_synthia_label(path: str | os.PathLike) -> np.ndarray:
@@ -96,11 +91,7 @@ def read_synthia_label(path: str | os.PathLike) -> np.ndarray:
     if raw.dtype != np.uint16:
         raise UserError(f"label is {raw.dtype.itemsize * 8}-bit, expected SYNTHIA's 16-bit labels", path,
                         "use the GT/LABELS files of SYNTHIA-RAND-CITYSCAPES")
-    ids = raw if raw.ndim == 2 else raw[:, :, 2]
-    if ids.max(initial=0) > MAX_SYNTHIA_ID:
-        raise UserError(f"label holds id {int(ids.max())}, outside the SYNTHIA ids 0..{MAX_SYNTHIA_ID}",
-                        path, "use the GT/LABELS files of SYNTHIA-RAND-CITYSCAPES")
-    return ids
+    return raw if raw.ndim == 2 else raw[:, :, 2]  # ids above MAX_SYNTHIA_ID: the caller counts them
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -87,10 +87,9 @@ class Method:
         x, y = batch["image"], batch["label"]
         out = nets.forward(x)
         logits = upsample(out.logits, x).float()
-        losses = {"seg": F.cross_entropy(logits, y, ignore_index=IGNORE)}
+        losses = {"seg": labelled_cross_entropy(logits, y)}
         if out.aux is not None:
-            losses["seg_aux"] = self.aux_weight * F.cross_entropy(upsample(out.aux, x).float(), y,
-                                                                  ignore_index=IGNORE)
+            losses["seg_aux"] = self.aux_weight * labelled_cross_entropy(upsample(out.aux, x).float(), y)
         return Pass(losses, out, x, logits)
 
     def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
@@ -125,6 +124,13 @@ class Method:
 
 def upsample(logits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(logits, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over the labelled pixels; 0 (not NaN) for a batch of crops without
+    any, so that one odd frame cannot stop a long run."""
+    ce = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+    return ce / (labels != IGNORE).sum().clamp_min(1)
 
 
 def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:

@@ -14,11 +14,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from pit_engine.classes import IGNORE
 from pit_engine.errors import UserError
-from pit_engine.methods.base import Method, Nets, Pass, upsample
+from pit_engine.methods.base import Method, Nets, Pass, labelled_cross_entropy, upsample
 
 BINS = 1000  # confidence histogram resolution
 
@@ -102,8 +101,7 @@ class CBST(Method):
             self._new_round(step // self.config.round_every)
         p = super().target_pass(nets, batch, step)
         labels = self.pseudo_labels(p.x)
-        ce = F.cross_entropy(p.logits, labels, ignore_index=IGNORE)
-        p.losses["st"] = self.config.lambda_st * torch.where((labels != IGNORE).any(), ce, torch.zeros_like(ce))
+        p.losses["st"] = self.config.lambda_st * labelled_cross_entropy(p.logits, labels)
         return p
 
     @torch.no_grad()

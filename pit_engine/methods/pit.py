@@ -167,13 +167,17 @@ class PIT(Method):
         m = self.config
         p = super().source_pass(nets, batch)
         v_s = P.category_vector(batch["label"], self.model.num_classes, m.min_pixels)
+        # a crop without any labelled pixel says nothing of which classes it holds: no image-level loss
+        labelled = (batch["label"] != IGNORE).flatten(1).any(1)
         if m.gwrp_per_class:
             self._count_source_shares(batch["label"])
         if m.pivot:
-            p.losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(p.out.pivot.float(), v_s)
+            weight = labelled[:, None].float().expand_as(v_s)
+            p.losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(p.out.pivot.float(), v_s, weight)
         if m.image_level:
             prob = p.out.logits.float().softmax(1)  # the output map: GWRP's support is a fraction of it
-            p.losses["img_src"] = m.lambda_img * P.image_level_loss(prob, v_s, None, pooled=self.pool(prob))
+            v = torch.where(labelled[:, None], v_s, torch.full_like(v_s, -1))  # -1: skipped
+            p.losses["img_src"] = m.lambda_img * P.image_level_loss(prob, v, None, pooled=self.pool(prob))
         return p
 
     def expanding(self, step: int) -> bool:

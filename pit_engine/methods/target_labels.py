@@ -3,10 +3,7 @@ ceiling, which says how much of the gap between source-only and a supervised tar
 is to close. It reads the target labels that every UDA method must never see."""
 from __future__ import annotations
 
-import torch.nn.functional as F
-
-from pit_engine.classes import IGNORE
-from pit_engine.methods.base import Method, Nets, Pass
+from pit_engine.methods.base import Method, Nets, Pass, labelled_cross_entropy
 
 
 class TargetLabels(Method):
@@ -17,5 +14,5 @@ class TargetLabels(Method):
 
     def target_pass(self, nets: Nets, batch: dict, step: int) -> Pass:
         p = super().target_pass(nets, batch, step)
-        p.losses["seg_tgt"] = F.cross_entropy(p.logits, batch["label"], ignore_index=IGNORE)
+        p.losses["seg_tgt"] = labelled_cross_entropy(p.logits, batch["label"])
         return p
