@@ -105,7 +105,8 @@ def restore_model(checkpoint, device="cpu"):
         raise UserError(f"checkpoint has {len(classes)} classes, this build expects {len(CITYSCAPES_CLASSES)}",
                         checkpoint, "use a checkpoint trained on the 19 Cityscapes classes")
     m = state["config"]["model"]
-    model = DeepLabV2(m["backbone"], len(classes), tuple(m["aspp_rates"]), m["aux"])
+    model = DeepLabV2(m["backbone"], len(classes), tuple(m["aspp_rates"]), m["aux"],
+                      layout=m.get("layout", "torchvision"), batchnorm=m.get("batchnorm", "frozen"))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -41,6 +41,8 @@ class ModelConfig:
     aux: bool = True
     aux_weight: float = 0.1
     weights: str = ""  # a local torchvision ResNet state dict or DeepLab init checkpoint; empty: from scratch
+    layout: str = "torchvision"  # the ResNet's layout, which must follow the weights: torchvision or deeplab
+    batchnorm: str = "frozen"  # frozen (stored statistics) or batch (batch statistics in training, as published)
     normalization: str = "auto"  # auto (from the weights), imagenet or caffe
 
 
@@ -125,13 +127,15 @@ class Config:
         """Values that have the right type but no meaning."""
         from pit_engine.data.datasets import DATASETS
         from pit_engine.methods import METHODS
-        from pit_engine.models import BACKBONES
+        from pit_engine.models import BACKBONES, BATCHNORMS, LAYOUTS
 
         choices = {
             "data.source_kind": (self.data.source_kind, [k for k in DATASETS if k != "folder"]),
             "data.target_kind": (self.data.target_kind, list(DATASETS)),
             "data.val_kind": (self.data.val_kind, [k for k in DATASETS if k != "folder"]),
             "model.backbone": (self.model.backbone, BACKBONES),
+            "model.layout": (self.model.layout, LAYOUTS),
+            "model.batchnorm": (self.model.batchnorm, BATCHNORMS),
             "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
             "method.name": (self.method.name, list(METHODS)),
             "train.amp": (self.train.amp, ["off", "bf16", "fp16", "auto"]),

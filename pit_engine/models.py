@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet50, resnet101
+from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from pit_engine.errors import UserError
@@ -75,13 +75,46 @@ class FrozenBatchNorm(FrozenBatchNorm2d):
         return torch.addcmul(shift.to(x.dtype)[None, :, None, None], x, scale.to(x.dtype)[None, :, None, None])
 
 
-class ResNetBackbone(nn.Module):
-    """torchvision ResNet, dilated to output stride 8, BatchNorm frozen."""
+LAYOUTS = ("torchvision", "deeplab")
+BATCHNORMS = ("frozen", "batch")
+RESNET_BLOCKS = {"resnet101": (3, 4, 23, 3), "resnet50": (3, 4, 6, 3)}
 
-    def __init__(self, depth: str):
+
+def _norm_layer(batchnorm: str):
+    """frozen: the stored statistics, always (FrozenBatchNorm). batch: as AdaptSegNet's and
+    ADVENT's code trains, BatchNorm with its affine frozen that normalises with the batch's
+    statistics in training and updates the stored ones, which evaluation then uses."""
+    if batchnorm == "frozen":
+        return FrozenBatchNorm
+
+    def norm(channels: int) -> nn.BatchNorm2d:
+        return nn.BatchNorm2d(channels).requires_grad_(False)
+    return norm
+
+
+def _to_deeplab(net) -> None:
+    """torchvision's dilated ResNet rewired into the Caffe-style ResNet of DeepLab, AdaptSegNet and
+    ADVENT (same keys and shapes, another function): the stride in the first 1x1 convolution of
+    a block, dilation 2 in every block of layer3 and 4 in every block of layer4, and a max-pool
+    that rounds up."""
+    net.maxpool.ceil_mode = True
+    first = net.layer2[0]
+    first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
+    for layer, rate in ((net.layer3, 2), (net.layer4, 4)):
+        for block in layer:
+            block.conv2.dilation = block.conv2.padding = (rate, rate)
+
+
+class ResNetBackbone(nn.Module):
+    """A ResNet dilated to output stride 8, in the torchvision or the deeplab layout (the layout
+    must follow the weights: each computes another function with the same keys)."""
+
+    def __init__(self, depth: str, layout: str = "torchvision", batchnorm: str = "frozen", blocks=None):
         super().__init__()
-        build = {"resnet101": resnet101, "resnet50": resnet50}[depth]
-        net = build(weights=None, replace_stride_with_dilation=[False, True, True], norm_layer=FrozenBatchNorm)
+        net = ResNet(Bottleneck, list(blocks or RESNET_BLOCKS[depth]), replace_stride_with_dilation=[False, True, True],
+                     norm_layer=_norm_layer(batchnorm))
+        if layout == "deeplab":
+            _to_deeplab(net)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.channels = (1024, 2048)
@@ -134,12 +167,13 @@ class DeepLabV2(nn.Module):
     the pivot head on pooled last-stage features."""
 
     def __init__(self, backbone: str = "resnet101", num_classes: int = 19, rates=(6, 12, 18, 24),
-                 aux: bool = True, small_width: int = 24):
+                 aux: bool = True, small_width: int = 24, layout: str = "torchvision", batchnorm: str = "frozen"):
         super().__init__()
         if backbone not in BACKBONES:
             raise UserError(f"unknown backbone '{backbone}'", "model.backbone", f"use one of: {', '.join(BACKBONES)}")
-        self.backbone_name, self.num_classes = backbone, num_classes
-        self.backbone = SmallBackbone(small_width) if backbone == "small" else ResNetBackbone(backbone)
+        self.backbone_name, self.num_classes, self.layout = backbone, num_classes, layout
+        self.backbone = SmallBackbone(small_width) if backbone == "small" else \
+            ResNetBackbone(backbone, layout, batchnorm)
         if backbone == "small":  # the small net's stage-4 map is 16x smaller; scale the rates down with it
             rates = tuple(max(1, r // 6) for r in rates)
         mid, last = self.backbone.channels
@@ -217,48 +251,79 @@ def _load_state(path: Path) -> dict:
     return state
 
 
+def weights_origin(state: dict) -> str | None:
+    """Which layout a weights file was trained in, where its keys show it: `Scale.` (the DeepLab
+    init file) or `layer5`/`layer6` classifiers (AdaptSegNet, ADVENT) are the deeplab layout,
+    torchvision's `fc` its own; None where the keys cannot tell."""
+    if any(k.startswith(("Scale.", "layer5.", "layer6.")) for k in state):
+        return "deeplab"
+    if any(k.startswith("fc.") for k in state):
+        return "torchvision"
+    return None
+
+
+def _classifier_target(name: str, state: dict) -> str | None:
+    """Where a DeepLab classifier key goes. In the init file (`Scale.`) layer5 is a COCO
+    classifier: skipped. In a multi-level model (layer6 present) layer5 is the auxiliary head on
+    layer3 and layer6 the main head on layer4; in a single-level one layer5 is the main head."""
+    for layer in ("layer5", "layer6"):
+        if name.startswith(f"{layer}.conv2d_list."):
+            rest = name[len(f"{layer}.conv2d_list."):]
+            multi = any(k.startswith("layer6.") for k in state)
+            if layer == "layer6" or not multi:
+                return "head.convs." + rest
+            return "aux_head.convs." + rest
+    return None
+
+
 def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
-    """Load a torchvision ResNet state dict, or an AdaptSegNet / ADVENT DeepLab initialisation
-    checkpoint (keys `Scale.layer1.0.conv1.weight`, `layer5.conv2d_list.0.weight`, ...), by name."""
+    """Load a torchvision ResNet state dict, the DeepLab initialisation file (keys
+    `Scale.layer1.0.conv1.weight`, ...) or a trained AdaptSegNet / ADVENT DeepLab model (keys
+    `layer1.0.conv1.weight`, `layer5.conv2d_list.0.weight`, `layer6...`), key by key. A file whose
+    keys show its layout loads only into a model of that layout."""
     path = Path(path)
     if model.backbone_name == "small":
         raise UserError("the small backbone has no pretrained weights", path, "leave model.weights empty")
     state = _load_state(path)
-    deeplab = any(k.startswith("Scale.") or ".conv2d_list." in k for k in state)
+    origin = weights_origin(state)
+    if origin is not None and origin != model.layout:
+        kind = "a DeepLab / AdaptSegNet / ADVENT (Caffe-layout)" if origin == "deeplab" else "a torchvision ResNet"
+        raise UserError(f"the weights are {kind} file, but model.layout is '{model.layout}'", path,
+                        f'set model.layout = "{origin}": in the other layout they compute another function')
+    init_file = any(k.startswith("Scale.") for k in state)
     target = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     unmatched = []
     for key, value in state.items():
-        if key.endswith("num_batches_tracked"):  # BatchNorm bookkeeping; frozen BN has no use for it
+        if key.endswith("num_batches_tracked"):  # BatchNorm bookkeeping, not weights
             continue
         name = key[len("Scale."):] if key.startswith("Scale.") else key
-        if name.startswith("layer5.conv2d_list."):  # DeepLab's classifier, only if the class count fits
-            name = "head.convs." + name[len("layer5.conv2d_list."):]
-        elif name.startswith("layer6.conv2d_list."):
-            name = "aux_head.convs." + name[len("layer6.conv2d_list."):]
-        else:
-            name = "backbone." + name
+        if init_file and name.startswith("layer5."):  # the init file's COCO classifier
+            unmatched.append(key)
+            continue
+        name = _classifier_target(name, state) or "backbone." + name
         if name in target and target[name].shape == value.shape:
             mapped[name] = value
         else:
             unmatched.append(key)
-    backbone_keys = [k for k in target if k.startswith("backbone.")]
+    backbone_keys = [k for k in target if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
     missing = [k for k in backbone_keys if k not in mapped]
     if len(missing) == len(backbone_keys):
         raise UserError("no key of the weights file matches the backbone", path,
                         f"check that it is a {model.backbone_name} checkpoint")
     model.load_state_dict(mapped, strict=False)
+    deeplab = origin == "deeplab"
     return WeightsReport("deeplab" if deeplab else "torchvision", "caffe" if deeplab else "imagenet",
                          len(mapped), unmatched, missing)
 
 
 def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str = "",
-                log=print) -> tuple[DeepLabV2, str | None]:
+                log=print, layout: str = "torchvision", batchnorm: str = "frozen") -> tuple[DeepLabV2, str | None]:
     """The segmentation network, with pretrained weights if a file is given.
 
     Returns the model and the normalisation the weights expect (None when trained from scratch).
     """
-    model = DeepLabV2(backbone, num_classes, tuple(rates), aux)
+    model = DeepLabV2(backbone, num_classes, tuple(rates), aux, layout=layout, batchnorm=batchnorm)
     if not weights:
         if backbone != "small":
             warnings.warn(f"{backbone} trains from scratch (no model.weights given): results are not "

@@ -116,7 +116,8 @@ class Trainer:
             torch.cuda.set_device(self.device)
         seed_everything(cfg.train.seed)
         self.model, weights_norm = build_model(cfg.model.backbone, len(CITYSCAPES_CLASSES), cfg.model.aspp_rates,
-                                               cfg.model.aux, cfg.model.weights, log=self._say)
+                                               cfg.model.aux, cfg.model.weights, log=self._say,
+                                               layout=cfg.model.layout, batchnorm=cfg.model.batchnorm)
         norm = cfg.model.normalization
         self.normalization = get_normalization(weights_norm or "imagenet" if norm == "auto" else norm)
         self.model.to(self.device)
