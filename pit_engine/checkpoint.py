@@ -145,3 +145,56 @@ def checkpoint_method(state: dict, where):
     method.load_inference_state(state)
     return method
 
+
+
+def import_published(weights, out, backbone: str = "resnet101", method: str = "source_only", name: str = "",
+                     overrides=(), log=print) -> Path:
+    """A trained DeepLab-format model (AdaptSegNet's or ADVENT's published GTA5 -> Cityscapes
+    checkpoints, or any single- or multi-level one) as a run directory that `pit eval`, `pit export`
+    and the GUI open beside the user's own runs: `config.toml` (the GTA5 preset, with the model
+    the file holds), `events.log` and one model-only checkpoint."""
+    import tomllib
+
+    from pit_engine.classes import CITYSCAPES_CLASSES
+    from pit_engine.config import Config, apply_overrides
+    from pit_engine.models import DeepLabV2, _classifier_target, _load_state, load_pretrained, weights_origin
+    from pit_resources import resource
+
+    weights, out = Path(weights), Path(out)
+    state = _load_state(weights)
+    heads = {layer: v for layer in ("layer5", "layer6") for k, v in state.items()
+             if k == f"{layer}.conv2d_list.0.weight"}
+    if weights_origin(state) != "deeplab" or not heads or any(k.startswith("Scale.") for k in state):
+        raise UserError("the file holds no trained DeepLab segmentation model (layer5 / layer6 classifiers)", weights,
+                        "an initialisation file goes to model.weights for training; import trained models only")
+    classes = next(iter(heads.values())).shape[0]
+    if classes != len(CITYSCAPES_CLASSES):
+        raise UserError(f"the model predicts {classes} classes; this build scores the 19 Cityscapes classes", weights,
+                        "16-class SYNTHIA models are not supported yet; import a GTA5 -> Cityscapes model")
+    if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise UserError("the run directory already holds checkpoints", out, "choose another --out")
+    raw = tomllib.loads(resource("gta5_to_cityscapes.toml").read_text())
+    raw["model"].update(backbone=backbone, aux="layer6" in heads, weights="", normalization="caffe", layout="deeplab",
+                        batchnorm="batch")
+    raw["method"]["name"] = method
+    apply_overrides(raw, overrides)
+    config = Config.from_dict(raw, "pit import")
+    m = config.model
+    model = DeepLabV2(m.backbone, classes, tuple(m.aspp_rates), m.aux, layout=m.layout, batchnorm=m.batchnorm)
+    report = load_pretrained(model, weights)
+    filled = {t for k in state if (t := _classifier_target(k, state)) is not None}
+    empty = [k for k in model.state_dict() if k.startswith(("head.", "aux_head.")) and k not in filled]
+    if report.missing or report.unmatched or empty:
+        raise UserError(f"the file does not fill the {m.backbone} model: {len(report.missing + empty)} tensor(s) missing, "
+                        f"{len(report.unmatched)} key(s) unmatched", weights,
+                        "check --backbone (resnet101 or resnet50) and that the file is a multi- or single-level DeepLab")
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.toml")
+    path = save_checkpoint(out / "checkpoints" / "iter_0000000.pt", {
+        "model": model.state_dict(), "config": config.to_dict(), "classes": list(CITYSCAPES_CLASSES),
+        "normalization": "caffe", "iteration": 0, "method": method, "name": name or weights.stem})
+    line = (f"imported {weights} ({report.loaded} tensors, {'multi' if m.aux else 'single'}-level, deeplab layout, "
+            f"caffe normalisation) as {path}")
+    (out / "events.log").write_text(line + "\n")
+    log(line)
+    return out

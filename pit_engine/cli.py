@@ -182,6 +182,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from pit_engine.checkpoint import import_published
+
+    out = import_published(args.weights, args.out, args.backbone, args.method, args.name or "", args.set)
+    print(f"open it with: pit eval --checkpoint {out} --data cityscapes:ROOT:val, pit export, or pit-gui {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from pit_engine.demo import parse_rows, run_demo
 
@@ -288,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=2, help="processes that read the frames (default 2; 0: none)")
     ev.add_argument("--json", help="also write the result as JSON")
     ev.set_defaults(func=cmd_eval)
+
+    imp = sub.add_parser("import", help="a published AdaptSegNet / ADVENT model (.pth) as a run directory "
+                                        "that eval, export and the GUI open")
+    imp.add_argument("weights", help="a trained DeepLab-format checkpoint, e.g. ADVENT's GTA2Cityscapes model")
+    imp.add_argument("--out", required=True, help="the run directory to write")
+    imp.add_argument("--backbone", default="resnet101", choices=["resnet101", "resnet50"])
+    imp.add_argument("--method", default="source_only", help="the method that trained it, as this tool names "
+                     "methods (e.g. advent, adaptsegnet; default source_only)")
+    imp.add_argument("--name", help="the name the GUI and reports show (default: the file's name)")
+    imp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a value of the recorded config, e.g. --set eval.size=[2048,1024]")
+    imp.set_defaults(func=cmd_import)
 
     predict = sub.add_parser("predict", help="class maps, colour maps and category vectors for frames")
     predict.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
