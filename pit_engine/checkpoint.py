@@ -96,7 +96,7 @@ def _as_tuple(x):
 def restore_model(checkpoint, device="cpu"):
     """The segmentation network of a checkpoint (or a run directory's newest), in eval mode,
     with the checkpoint's state dict. The class list must match the network's."""
-    from pit_engine.classes import CITYSCAPES_CLASSES
+    from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES
     from pit_engine.models import DeepLabV2
 
     state = load_checkpoint(checkpoint, map_location=device)
@@ -106,7 +106,8 @@ def restore_model(checkpoint, device="cpu"):
                         checkpoint, "use a checkpoint trained on the 19 Cityscapes classes")
     m = state["config"]["model"]
     model = DeepLabV2(m["backbone"], len(classes), tuple(m["aspp_rates"]), m["aux"],
-                      layout=m.get("layout", "torchvision"), batchnorm=m.get("batchnorm", "frozen"))
+                      layout=m.get("layout", "torchvision"), batchnorm=m.get("batchnorm", "frozen"),
+                      absent_classes=ABSENT_CLASSES.get(state["config"]["data"]["source_kind"], ()))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -149,13 +150,14 @@ def checkpoint_method(state: dict, where):
 
 def import_published(weights, out, backbone: str = "resnet101", method: str = "source_only", name: str = "",
                      overrides=(), log=print) -> Path:
-    """A trained DeepLab-format model (AdaptSegNet's or ADVENT's published GTA5 -> Cityscapes
-    checkpoints, or any single- or multi-level one) as a run directory that `pit eval`, `pit export`
-    and the GUI open beside the user's own runs: `config.toml` (the GTA5 preset, with the model
-    the file holds), `events.log` and one model-only checkpoint."""
+    """A trained DeepLab-format model (AdaptSegNet's or ADVENT's published GTA5 -> Cityscapes and
+    SYNTHIA -> Cityscapes checkpoints, or any single- or multi-level one) as a run directory that
+    `pit eval`, `pit export` and the GUI open beside the user's own runs: `config.toml` (the preset
+    of its source, 19 classes for GTA5 and 16 for SYNTHIA, with the model the file holds),
+    `events.log` and one model-only checkpoint."""
     import tomllib
 
-    from pit_engine.classes import CITYSCAPES_CLASSES
+    from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES
     from pit_engine.config import Config, apply_overrides
     from pit_engine.models import DeepLabV2, _classifier_target, _load_state, load_pretrained, weights_origin
     from pit_resources import resource
@@ -168,19 +170,22 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
         raise UserError("the file holds no trained DeepLab segmentation model (layer5 / layer6 classifiers)", weights,
                         "an initialisation file goes to model.weights for training; import trained models only")
     classes = next(iter(heads.values())).shape[0]
-    if classes != len(CITYSCAPES_CLASSES):
-        raise UserError(f"the model predicts {classes} classes; this build scores the 19 Cityscapes classes", weights,
-                        "16-class SYNTHIA models are not supported yet; import a GTA5 -> Cityscapes model")
+    sources = {len(CITYSCAPES_CLASSES): "gta5", len(CITYSCAPES_CLASSES) - len(ABSENT_CLASSES["synthia"]): "synthia"}
+    if classes not in sources:
+        raise UserError(f"the model predicts {classes} classes", weights,
+                        "import a 19-class (GTA5 -> Cityscapes) or 16-class (SYNTHIA -> Cityscapes) model")
+    source = sources[classes]
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
         raise UserError("the run directory already holds checkpoints", out, "choose another --out")
-    raw = tomllib.loads(resource("gta5_to_cityscapes.toml").read_text())
+    raw = tomllib.loads(resource(f"{source}_to_cityscapes.toml").read_text())
     raw["model"].update(backbone=backbone, aux="layer6" in heads, weights="", normalization="caffe", layout="deeplab",
                         batchnorm="batch")
     raw["method"]["name"] = method
     apply_overrides(raw, overrides)
     config = Config.from_dict(raw, "pit import")
     m = config.model
-    model = DeepLabV2(m.backbone, classes, tuple(m.aspp_rates), m.aux, layout=m.layout, batchnorm=m.batchnorm)
+    model = DeepLabV2(m.backbone, len(CITYSCAPES_CLASSES), tuple(m.aspp_rates), m.aux, layout=m.layout,
+                      batchnorm=m.batchnorm, absent_classes=ABSENT_CLASSES.get(source, ()))
     report = load_pretrained(model, weights)
     filled = {t for k in state if (t := _classifier_target(k, state)) is not None}
     empty = [k for k in model.state_dict() if k.startswith(("head.", "aux_head.")) and k not in filled]
@@ -193,8 +198,8 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
     path = save_checkpoint(out / "checkpoints" / "iter_0000000.pt", {
         "model": model.state_dict(), "config": config.to_dict(), "classes": list(CITYSCAPES_CLASSES),
         "normalization": "caffe", "iteration": 0, "method": method, "name": name or weights.stem})
-    line = (f"imported {weights} ({report.loaded} tensors, {'multi' if m.aux else 'single'}-level, deeplab layout, "
-            f"caffe normalisation) as {path}")
+    line = (f"imported {weights} ({report.loaded} tensors, {classes} classes, {'multi' if m.aux else 'single'}-level, "
+            f"deeplab layout, caffe normalisation) as {path}")
     (out / "events.log").write_text(line + "\n")
     log(line)
     return out

@@ -43,6 +43,11 @@ SYNTHIA_16 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18)
 SYNTHIA_13 = (0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18)
 ALL_19 = tuple(range(NUM_CLASSES))
 
+# Classes a source never shows, by source kind. A SYNTHIA-trained network is a 16-class network
+# (these three logits held at a floor, so its softmax spans the other 16), and the target's ground
+# truth of these classes is ignored in evaluation: the published SYNTHIA convention.
+ABSENT_CLASSES: dict[str, tuple[int, ...]] = {"synthia": tuple(c for c in range(NUM_CLASSES) if c not in SYNTHIA_16)}
+
 # Which class means a protocol reports. A SYNTHIA source never gets a 19-class mean.
 EVAL_SUBSETS: dict[str, dict[str, tuple[int, ...]]] = {
     "gta5": {"mIoU19": ALL_19},

@@ -74,9 +74,10 @@ class _Frames(Dataset):
     input at the evaluation size, the trainIds at full size, and their category vector."""
 
     def __init__(self, dataset: SegmentationDataset, indices, size, normalization: Normalization,
-                 num_classes: int, min_pixels: int):
+                 num_classes: int, min_pixels: int, ignored=()):
         self.dataset, self.indices, self.size = dataset, list(indices), (int(size[0]), int(size[1]))
         self.normalization, self.num_classes, self.min_pixels = normalization, num_classes, min_pixels
+        self.ignored = np.array(ignored, np.uint8)
 
     def __len__(self):
         return len(self.indices)
@@ -88,6 +89,8 @@ class _Frames(Dataset):
             return {"error": exc}
         if label is None:
             return {}
+        if self.ignored.size:  # ground truth of classes the network has not: neither hit nor miss
+            label = np.where(np.isin(label, self.ignored), IGNORE, label).astype(np.uint8)
         label = torch.from_numpy(np.ascontiguousarray(label))
         return {"x": self.normalization.apply(resize(image, None, self.size)[0]), "label": label,
                 "truth": category_vector(label[None].long(), self.num_classes, self.min_pixels)[0]}
@@ -113,7 +116,9 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
     device = torch.device(device)
     c = model.num_classes
     count = len(dataset) if not max_frames else min(max_frames, len(dataset))
-    frames = _Frames(dataset, range(rank, count, world), size, normalization, c, pivot.min_pixels if pivot else 1)
+    ignored = getattr(model, "absent_classes", ())  # a SYNTHIA network's terrain, truck and train
+    frames = _Frames(dataset, range(rank, count, world), size, normalization, c, pivot.min_pixels if pivot else 1,
+                     ignored)
     loader = DataLoader(frames, batch_size=None, num_workers=workers, collate_fn=_as_is,
                         pin_memory=device.type == "cuda")
     # one sum over the ranks at the end: the confusion matrix (+ a bin for ignored pixels), the
@@ -159,7 +164,7 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
     evaluated, skipped = tally.tolist()
     return EvalResult(
         miou={name: cm.miou(classes) for name, classes in subsets.items()},
-        per_class=dict(zip(names, iou.tolist())),
+        per_class={name: v for i, (name, v) in enumerate(zip(names, iou.tolist())) if i not in ignored},
         frames=evaluated,
         pivot_precision=quality[0][0], pivot_recall=quality[0][1],
         refreshed_precision=quality[1][0], refreshed_recall=quality[1][1],

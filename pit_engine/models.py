@@ -167,8 +167,13 @@ class DeepLabV2(nn.Module):
     the pivot head on pooled last-stage features."""
 
     def __init__(self, backbone: str = "resnet101", num_classes: int = 19, rates=(6, 12, 18, 24),
-                 aux: bool = True, small_width: int = 24, layout: str = "torchvision", batchnorm: str = "frozen"):
+                 aux: bool = True, small_width: int = 24, layout: str = "torchvision", batchnorm: str = "frozen",
+                 absent_classes=()):
         super().__init__()
+        # classes the source never shows (SYNTHIA's terrain, truck, train): their logits are held at
+        # a floor, so the network is a network of the other classes, softmax and pivot included
+        self.absent_classes = tuple(absent_classes)
+        self.register_buffer("_absent", torch.tensor(self.absent_classes, dtype=torch.long), persistent=False)
         if backbone not in BACKBONES:
             raise UserError(f"unknown backbone '{backbone}'", "model.backbone", f"use one of: {', '.join(BACKBONES)}")
         self.backbone_name, self.num_classes, self.layout = backbone, num_classes, layout
@@ -184,7 +189,15 @@ class DeepLabV2(nn.Module):
     def forward(self, x) -> SegOutput:
         mid, last = self.backbone(x)
         aux = self.aux_head(mid) if self.aux_head is not None else None
-        return SegOutput(self.head(last), aux, last, self.pivot_head(last))
+        logits, pivot = self.head(last), self.pivot_head(last)
+        if self.absent_classes:
+            logits, pivot = self._floor(logits), self._floor(pivot)
+            aux = self._floor(aux) if aux is not None else None
+        return SegOutput(logits, aux, last, pivot)
+
+    def _floor(self, t: torch.Tensor) -> torch.Tensor:
+        """Absent classes' scores at -1e4: zero probability, finite logs (p·log p stays 0)."""
+        return t.index_fill(1, self._absent, -1e4)
 
     def param_groups(self, lr: float, head_mult: float = 10.0):
         """Backbone at lr, heads (classifiers and the pivot head) at head_mult x lr."""
@@ -276,6 +289,16 @@ def _classifier_target(name: str, state: dict) -> str | None:
     return None
 
 
+def _spread_classes(value: torch.Tensor, like: torch.Tensor, absent) -> torch.Tensor:
+    """A 16-class classifier (SYNTHIA's published models) into the rows of its classes among the
+    19; the absent rows stay 0 (their scores are held at a floor anyway)."""
+    if not absent or value.shape[0] != like.shape[0] - len(absent) or value.shape[1:] != like.shape[1:]:
+        return value
+    full = torch.zeros_like(like)
+    full[[c for c in range(like.shape[0]) if c not in absent]] = value
+    return full
+
+
 def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
     """Load a torchvision ResNet state dict, the DeepLab initialisation file (keys
     `Scale.layer1.0.conv1.weight`, ...) or a trained AdaptSegNet / ADVENT DeepLab model (keys
@@ -302,6 +325,8 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
             unmatched.append(key)
             continue
         name = _classifier_target(name, state) or "backbone." + name
+        if name.startswith(("head.", "aux_head.")) and name in target:
+            value = _spread_classes(value, target[name], model.absent_classes)
         if name in target and target[name].shape == value.shape:
             mapped[name] = value
         else:
@@ -318,12 +343,14 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
 
 
 def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str = "",
-                log=print, layout: str = "torchvision", batchnorm: str = "frozen") -> tuple[DeepLabV2, str | None]:
+                log=print, layout: str = "torchvision", batchnorm: str = "frozen",
+                absent_classes=()) -> tuple[DeepLabV2, str | None]:
     """The segmentation network, with pretrained weights if a file is given.
 
     Returns the model and the normalisation the weights expect (None when trained from scratch).
     """
-    model = DeepLabV2(backbone, num_classes, tuple(rates), aux, layout=layout, batchnorm=batchnorm)
+    model = DeepLabV2(backbone, num_classes, tuple(rates), aux, layout=layout, batchnorm=batchnorm,
+                      absent_classes=absent_classes)
     if not weights:
         if backbone != "small":
             warnings.warn(f"{backbone} trains from scratch (no model.weights given): results are not "

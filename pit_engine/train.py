@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from pit_engine import compile_cache
 from pit_engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, seed_everything, set_rng_state
-from pit_engine.classes import CITYSCAPES_CLASSES, EVAL_SUBSETS
+from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES, EVAL_SUBSETS
 from pit_engine.config import Config
 from pit_engine.data.draws import draw_loader, next_batch, open_training_data
 from pit_engine.data.transforms import get_normalization
@@ -117,7 +117,8 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.model, weights_norm = build_model(cfg.model.backbone, len(CITYSCAPES_CLASSES), cfg.model.aspp_rates,
                                                cfg.model.aux, cfg.model.weights, log=self._say,
-                                               layout=cfg.model.layout, batchnorm=cfg.model.batchnorm)
+                                               layout=cfg.model.layout, batchnorm=cfg.model.batchnorm,
+                                               absent_classes=ABSENT_CLASSES.get(cfg.data.source_kind, ()))
         norm = cfg.model.normalization
         self.normalization = get_normalization(weights_norm or "imagenet" if norm == "auto" else norm)
         self.model.to(self.device)
