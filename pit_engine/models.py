@@ -254,8 +254,10 @@ def _load_state(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, refused globals
-        raise UserError(f"cannot load weights: {str(exc).splitlines()[0][:160]}", path,
-                        "give a torchvision ResNet state dict or a DeepLab initialisation checkpoint") from None
+        from pit_engine.checkpoint import _load_failure
+
+        raise UserError(f"cannot load weights: {_load_failure(exc)}", path,
+                        "give a torchvision ResNet state dict, the DeepLab init file or a trained DeepLab model") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
