@@ -52,3 +52,24 @@ def test_what_is_not_a_trained_19_or_16_class_model_is_refused_in_one_line(tmp_p
     _advent_like(tmp_path / "r50.pth")
     assert main(["import", str(tmp_path / "r50.pth"), "--out", str(tmp_path / "c")]) == 2  # resnet101 expected
     assert "does not fill the resnet101 model" in capsys.readouterr().err
+
+
+def test_the_preset_network_trains_from_the_init_file(tiny_demo, tmp_path):
+    # deeplab layout, BatchNorm on batch statistics, weights from a file of the init file's keys
+    from pit_engine.checkpoint import load_checkpoint
+    from pit_engine.train import Trainer
+    from tests.conftest import tiny_config
+
+    state = _advent_like(tmp_path / "init.pth", prefix="Scale.")
+    config = tiny_config(tiny_demo, "source_only", train={"iterations": 2, "warmup": 2, "batch_size": 1},
+                         model={"backbone": "resnet50", "layout": "deeplab", "batchnorm": "batch",
+                                "weights": str(tmp_path / "init.pth")})
+    lines = []
+    finished = Trainer(config, tmp_path / "run", log=lines.append).run()
+    assert finished.reason == "done", finished.message
+    assert any("deeplab format, expects caffe normalisation" in line for line in lines)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["normalization"] == "caffe"
+    # the stored statistics moved with the batches, as in the published code; the affine did not
+    assert not torch.equal(ckpt["model"]["backbone.bn1.running_mean"], state["Scale.bn1.running_mean"])
+    assert torch.equal(ckpt["model"]["backbone.bn1.weight"], state["Scale.bn1.weight"])
