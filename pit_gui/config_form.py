@@ -9,7 +9,7 @@ import copy
 import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
@@ -20,13 +20,40 @@ from pit_engine.models import BACKBONES
 from pit_engine.runtime import available_devices
 
 
+class _WheelOnlyWhenFocused:
+    """A field that the mouse wheel changes only once it has focus (a click or Tab): scrolling
+    over the form must scroll the form, never set a hyperparameter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.StrongFocus)  # not WheelFocus: the wheel alone does not focus it
+
+    def wheelEvent(self, event):
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # to the parent: the form scrolls
+
+
+class SpinBox(_WheelOnlyWhenFocused, QSpinBox):
+    pass
+
+
+class DoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
+    pass
+
+
+class ComboBox(_WheelOnlyWhenFocused, QComboBox):
+    pass
+
+
 def _setting_widget(kind: type) -> QWidget:
     if kind is bool:
         return QCheckBox()
     if kind is int:
-        return QSpinBox(maximum=10_000_000)
+        return SpinBox(maximum=10_000_000)
     if kind is float:
-        return QDoubleSpinBox(decimals=6, maximum=1000.0, singleStep=0.001)
+        return DoubleSpinBox(decimals=6, maximum=1000.0, singleStep=0.001)
     return QLineEdit()
 
 
@@ -55,7 +82,7 @@ class ConfigForm(QWidget):
         data = QGroupBox("Data")
         form = QFormLayout(data)
         for side in ("source", "target"):
-            kinds = QComboBox()
+            kinds = ComboBox()
             kinds.addItems([k for k in DATASETS if side == "target" or k != "folder"])
             root = QLineEdit(placeholderText=f"{side} data set folder")
             check = QPushButton("Check", toolTip=f"Read every {side} file and summarise the data set")
@@ -67,7 +94,7 @@ class ConfigForm(QWidget):
 
         model = QGroupBox("Model")
         form_m = QFormLayout(model)
-        backbone = QComboBox()
+        backbone = ComboBox()
         backbone.addItems(list(BACKBONES))
         weights = QLineEdit(placeholderText="ImageNet / DeepLab init file (.pth); empty: from scratch")
         self.fields["model.backbone"] = backbone
@@ -77,7 +104,7 @@ class ConfigForm(QWidget):
 
         method = QGroupBox("Method")
         box = QVBoxLayout(method)
-        choice = QComboBox(toolTip="The adaptation method; source only is the baseline every method is measured "
+        choice = ComboBox(toolTip="The adaptation method; source only is the baseline every method is measured "
                                    "against, target labels the ceiling (not an adaptation method)")
         settings = QStackedWidget()
         for name, cls in METHODS.items():
@@ -104,20 +131,20 @@ class ConfigForm(QWidget):
 
         train = QGroupBox("Training")
         form_t = QFormLayout(train)
-        self.fields["train.iterations"] = QSpinBox(maximum=10_000_000, singleStep=1000)
-        self.fields["train.batch_size"] = QSpinBox(minimum=1, maximum=1024)
-        self.fields["train.lr"] = QDoubleSpinBox(decimals=6, maximum=10.0, singleStep=1e-4)
-        device = QComboBox()
+        self.fields["train.iterations"] = SpinBox(maximum=10_000_000, singleStep=1000)
+        self.fields["train.batch_size"] = SpinBox(minimum=1, maximum=1024)
+        self.fields["train.lr"] = DoubleSpinBox(decimals=6, maximum=10.0, singleStep=1e-4)
+        device = ComboBox()
         for value, text in available_devices():
             device.addItem(text, value)
         self.fields["train.device"] = device
-        self.fields["train.seed"] = QSpinBox(maximum=2 ** 31 - 1)
-        amp = QComboBox(toolTip="Mixed precision on the GPU: bf16, or fp16 with loss scaling; off = fp32; "
+        self.fields["train.seed"] = SpinBox(maximum=2 ** 31 - 1)
+        amp = ComboBox(toolTip="Mixed precision on the GPU: bf16, or fp16 with loss scaling; off = fp32; "
                                 "auto = bf16 (fp16 on GPUs without it) on a GPU, off on the CPU")
         amp.addItems(["off", "bf16", "fp16", "auto"])
         self.fields["train.amp"] = amp
         self.fields["train.channels_last"] = QCheckBox("channels_last memory layout")
-        self.fields["train.health_every"] = QSpinBox(
+        self.fields["train.health_every"] = SpinBox(
             maximum=10_000_000, singleStep=50, specialValueText="never",
             toolTip="Every this many iterations, measure the pseudo-labels, the pivot and the IoU on fixed target "
                     "train frames: the health curves under the losses")

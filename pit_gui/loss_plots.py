@@ -161,9 +161,9 @@ class LossPlots(QWidget):
         new_terms = False
         for term, (xs, ys) in records_to_points(records).items():
             series = self.series[run].get(term)
-            if series is None:
+            if series is None:  # a term new to this run: lay out again (a cleared run has no plots shown)
                 series = self.series[run][term] = Series(self.beta)
-                new_terms |= term not in self.plots
+                new_terms = True
             series.extend(xs, ys)
             self._dirty.add((run, term))
         if new_terms:

@@ -465,3 +465,44 @@ def test_health_plots_without_target_labels_show_what_needs_none(qtbot):
     assert "no target labels" in health.info.text()
     health.cls.setCurrentText("road")
     assert health.series("q_present") == ([50], [75.0]) and health.series("q_absent") == ([50], [25.0])
+
+
+def test_curves_come_back_for_every_run_after_the_first(window, qtbot, tiny_demo, tmp_path):
+    # the plot grid was laid out again only for a term never seen before, so every run after the
+    # first showed "No curves yet" while its progress bar moved
+    plots = window.train_view.plots
+    for name in ("first", "second", "third"):
+        Trainer(tiny_config(tiny_demo), tmp_path / name, log=lambda *_: None).run()
+        assert window.open_path(tmp_path / name)
+        qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == 6, timeout=WAIT_MS)
+        assert plots.graphics.isVisible() and not plots.empty.isVisible(), name
+        assert plots.plots["seg"] in plots.graphics.ci.items, name
+
+
+def test_the_wheel_changes_a_field_only_once_it_has_focus(qtbot):
+    # one wheel notch over the form, without a click, set lambda_adv and the iterations to 0
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from pit_gui.config_form import ConfigForm
+
+    form = ConfigForm()
+    qtbot.addWidget(form)
+    form.show()
+    form.set_config(Config.load(resource("demo.toml")))
+    before = form.config().to_dict()
+
+    def wheel(widget, notches=-3):
+        pos = QPointF(widget.width() / 2, widget.height() / 2)
+        QApplication.sendEvent(widget, QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * notches),
+                                                   Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False))
+    for key in ("train.iterations", "method.pit.lambda_adv", "train.lr", "method.name", "data.source_kind"):
+        wheel(form.fields[key])
+    assert form.config().to_dict() == before
+    spin = form.fields["train.iterations"]  # clicked or tabbed into, it scrolls as usual
+    form.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    wheel(spin, notches=1)
+    assert form.config().train.iterations == before["train"]["iterations"] + spin.singleStep()
