@@ -6,6 +6,9 @@ import pytest
 
 # GUI tests run offscreen; set before any QApplication exists.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The GUI tests run in this process: its OpenMP threads must sleep while they wait, as the app's do
+# (pit_gui/__init__.py), which only takes effect before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("PIT_REALDATA", REPO.parent / "shared" / "realdata"))

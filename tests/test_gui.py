@@ -506,3 +506,16 @@ def test_the_wheel_changes_a_field_only_once_it_has_focus(qtbot):
     qtbot.waitUntil(spin.hasFocus, timeout=5000)
     wheel(spin, notches=1)
     assert form.config().train.iterations == before["train"]["iterations"] + spin.singleStep()
+
+
+def test_the_apps_openmp_threads_sleep_while_they_wait():
+    # spinning OpenMP threads starved the window on a busy machine (ready after 8-9 s instead of
+    # 1.2-1.4 s, and past the 60 s the tests wait under two busy loops); the app makes them sleep
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import pit_gui.main_window, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "PASSIVE", done.stderr[-2000:]
