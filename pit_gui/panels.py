@@ -10,8 +10,6 @@ from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-PIVOT_BRUSH = {1: (60, 190, 100), 0: (110, 110, 120), -1: (240, 170, 40)}  # present / absent / unsure
-PIVOT_NAMES = {1: "present", 0: "absent", -1: "unsure (ignored by L_img)"}
 
 
 class ImagePanel(pg.PlotItem):
@@ -47,58 +45,107 @@ def link(panels: list[ImagePanel]) -> None:
         panel.vb.setYLink(panels[0].vb)
 
 
+MODEL_COLOURS = ((90, 160, 255), (255, 150, 60))  # the first model's bars, the second's
+STATE_SYMBOL = {1: "●", 0: "○", -1: "?"}
+STATE_COLOUR = {1: "#3cbe64", 0: "#8c8c96", -1: "#f0aa28"}
+
+
 class CategoryChart(pg.PlotItem):
-    """q per class as horizontal bars, one per model, coloured by the pivot's verdict, with the
-    τ_lo / τ_hi lines and a mark on the classes the ground truth contains."""
+    """Per class and model, three distinct things: the pivot head's q (a bar in the model's
+    colour), the GWRP-pooled score of the model's own probabilities (a diamond), and the pivot's
+    state (present ●, absent ○, unsure ?, right of the bars) — the state comes from q, or from
+    max(q, pooled) where the model refreshes its pivot, so a bar short of τ_hi can be present. The
+    τ_lo / τ_hi lines, ▲ on the classes the ground truth holds, and the values on hover."""
 
     def __init__(self):
-        super().__init__(title="q: <span style='color:#3cbe64'>present</span> · <span style='color:#f0aa28'>"
-                               "unsure</span> · <span style='color:#8c8c96'>absent</span>")
+        super().__init__(title="bar q · ◆ pooled · "
+                               f"<span style='color:{STATE_COLOUR[1]}'>● present</span> "
+                               f"<span style='color:{STATE_COLOUR[-1]}'>? unsure</span> "
+                               f"<span style='color:{STATE_COLOUR[0]}'>○ absent</span>")
         n = len(CITYSCAPES_CLASSES)
         self.setMenuEnabled(False)
         self.setMouseEnabled(False, False)
-        self.setXRange(0, 1.08, padding=0)
-        self.setYRange(-0.6, n - 0.4, padding=0)
+        self.setXRange(0, 1.2, padding=0)
+        self.setYRange(-1.2, n - 0.4, padding=0)
         self.invertY(True)
         self.getAxis("left").setTicks([[(i, name) for i, name in enumerate(CITYSCAPES_CLASSES)]])
-        self.getAxis("bottom").setLabel("upper bar source-only, lower adapted · ▲ ground truth")
+        self.getAxis("bottom").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
         self.showGrid(x=True, alpha=0.15)
-        self.bars: list[pg.BarGraphItem] = []
-        self.tau_lo = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.DashLine),
-                                      label="τ_lo", labelOpts={"position": 0.02})
-        self.tau_hi = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255), style=Qt.DashLine),
-                                      label="τ_hi", labelOpts={"position": 0.02})
-        self.addItem(self.tau_lo)
-        self.addItem(self.tau_hi)
+        self.bars: list[pg.GraphicsObject] = []
+        self.tau_lo = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.DashLine))
+        self.tau_hi = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255), style=Qt.DashLine))
+        # their labels sit in a strip of their own above the first class, where no bar reaches
+        self.tau_labels = (pg.TextItem("τ_lo", color=(210, 210, 210), anchor=(0, 0.5)),
+                           pg.TextItem("τ_hi", color=(255, 255, 255), anchor=(0, 0.5)))
+        for item in (self.tau_lo, self.tau_hi, *self.tau_labels):
+            self.addItem(item)
         swatches = [pg.mkBrush(*map(int, c)) for c in CITYSCAPES_COLOURS]
         self.swatches = pg.ScatterPlotItem(x=[-0.0] * n, y=list(range(n)), symbol="s", size=8, brush=swatches,
                                            pen=None)
         self.addItem(self.swatches)
         self.truth = pg.ScatterPlotItem(symbol="t1", size=10, brush=pg.mkBrush(255, 255, 255), pen=None)
         self.addItem(self.truth)
-        self.values: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray] = {}  # q by model label
+        self.shown: list[tuple[str, object]] = []
+        self.truth_present: np.ndarray | None = None
+        self._hover_connected = False
 
     def show_vectors(self, predictions: list, truth_present: np.ndarray | None) -> None:
         """predictions: up to two (label, Prediction or None); the first is drawn above."""
         for bar in self.bars:
             self.removeItem(bar)
         self.bars, self.values = [], {}
-        shown = [(label, p) for label, p in predictions if p is not None and p.has_pivot]
-        height = 0.8 / max(len(shown), 1)
-        for k, (label, p) in enumerate(shown):
+        self.shown = [(label, p) for label, p in predictions if p is not None and p.has_pivot]
+        self.truth_present = truth_present
+        height = 0.8 / max(len(self.shown), 1)
+        for k, (label, p) in enumerate(self.shown):
+            colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
             y = np.arange(len(p.q)) - 0.4 + height * (k + 0.5)
-            brushes = [pg.mkBrush(*PIVOT_BRUSH[int(s)]) for s in p.pivot]
-            bar = pg.BarGraphItem(x0=0, y=y, height=height * 0.9, width=p.q, brushes=brushes, pen=None)
-            self.addItem(bar)
-            self.bars.append(bar)
+            bar = pg.BarGraphItem(x0=0, y=y, height=height * 0.85, width=p.q, brush=pg.mkBrush(*colour), pen=None)
+            pooled = pg.ScatterPlotItem(x=p.pooled, y=y, symbol="d", size=9, brush=pg.mkBrush(*colour),
+                                        pen=pg.mkPen((20, 20, 20)))
+            self.bars += [bar, pooled]
+            for c, state in enumerate(p.pivot):
+                mark = pg.TextItem(STATE_SYMBOL[int(state)], color=STATE_COLOUR[int(state)], anchor=(0.5, 0.5))
+                mark.setPos(1.1, y[c])
+                self.bars.append(mark)
+            for item in self.bars[-(2 + len(p.pivot)):]:
+                self.addItem(item)
             self.values[label] = p.q
             self.tau_lo.setValue(p.tau_lo)
             self.tau_hi.setValue(p.tau_hi)
-        order = " · ".join(f"{'upper' if k == 0 else 'lower'} bar {label}" for k, (label, _) in enumerate(shown)) \
-            if len(shown) > 1 else (shown[0][0] if shown else "no model with a pivot")
-        self.getAxis("bottom").setLabel(f"{order} · ▲ ground truth")
+            self.tau_labels[0].setPos(p.tau_lo, -0.85)
+            self.tau_labels[1].setPos(p.tau_hi, -0.85)
+        key = " · ".join(f"<span style='color:rgb{MODEL_COLOURS[k % 2]}'>■ {label}</span>"
+                         for k, (label, _) in enumerate(self.shown)) or "no model with a pivot"
+        self.getAxis("bottom").setLabel(f"{key} · ▲ ground truth")
         if truth_present is not None:
             ys = np.flatnonzero(truth_present)
-            self.truth.setData(x=np.full(len(ys), 1.04), y=ys)
+            self.truth.setData(x=np.full(len(ys), 1.03), y=ys)
         else:
             self.truth.setData(x=[], y=[])
+        if not self._hover_connected and self.scene() is not None:
+            self.scene().sigMouseMoved.connect(self._hover)
+            self._hover_connected = True
+
+    def hover_text(self, c: int) -> str:
+        """What the chart shows for class c, in words."""
+        if not 0 <= c < len(CITYSCAPES_CLASSES) or not self.shown:
+            return ""
+        lines = [CITYSCAPES_CLASSES[c] + ("" if self.truth_present is None else
+                                          " (in the ground truth)" if self.truth_present[c] else
+                                          " (not in the ground truth)")]
+        for label, p in self.shown:
+            state = {1: "present", 0: "absent", -1: "unsure"}[int(p.pivot[c])]
+            lines.append(f"{label}: q {p.q[c]:.3f} · pooled {p.pooled[c]:.3f} · pivot {state}")
+        return "\n".join(lines)
+
+    def _hover(self, pos) -> None:
+        from PySide6.QtGui import QCursor
+        from PySide6.QtWidgets import QToolTip
+
+        if not self.vb.sceneBoundingRect().contains(pos):
+            return
+        text = self.hover_text(round(self.vb.mapSceneToView(pos).y()))
+        if text:
+            QToolTip.showText(QCursor.pos(), text)

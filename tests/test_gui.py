@@ -519,3 +519,34 @@ def test_the_apps_openmp_threads_sleep_while_they_wait():
     code = "import pit_gui.main_window, os; print(os.environ.get('OMP_WAIT_POLICY'))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "PASSIVE", done.stderr[-2000:]
+
+
+def test_the_category_chart_shows_q_the_pooled_score_and_the_state_apart(qtbot):
+    # a bar's colour came from the refreshed pivot: q = 0.45 was drawn green, "present", left of τ_hi
+    import pyqtgraph as pg
+
+    from pit_engine.predict import Prediction
+    from pit_gui.panels import MODEL_COLOURS, CategoryChart
+
+    def prediction(q_car, pooled_car, state_car):
+        q, pooled = np.full(19, 0.01, np.float32), np.zeros(19, np.float32)
+        pivot = np.zeros(19, np.int8)
+        q[13], pooled[13], pivot[13] = q_car, pooled_car, state_car
+        return Prediction(classes=np.zeros((4, 4), np.uint8), confidence=np.ones((4, 4), np.float32), q=q,
+                          pooled=pooled, pivot=pivot, tau_lo=0.1, tau_hi=0.5)
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    chart = CategoryChart()
+    widget.addItem(chart)
+    truth = np.zeros(19, bool)
+    truth[13] = True
+    chart.show_vectors([("source-only", prediction(0.2, 0.1, -1)), ("PIT", prediction(0.45, 0.61, 1))], truth)
+    bars = [item for item in chart.bars if isinstance(item, pg.BarGraphItem)]
+    assert [b.opts["brush"].color().getRgb()[:3] for b in bars] == list(MODEL_COLOURS)  # a colour per model
+    diamonds = [item for item in chart.bars if isinstance(item, pg.ScatterPlotItem)]
+    assert [float(d.data["x"][13]) for d in diamonds] == pytest.approx([0.1, 0.61])  # the pooled scores
+    marks = [item.toPlainText() for item in chart.bars if isinstance(item, pg.TextItem)]
+    assert marks.count("●") == 1 and marks.count("?") == 1 and marks.count("○") == 36
+    assert chart.hover_text(13) == ("car (in the ground truth)\nsource-only: q 0.200 · pooled 0.100 · pivot unsure\n"
+                                    "PIT: q 0.450 · pooled 0.610 · pivot present")
+    assert chart.tau_hi.value() == 0.5 and chart.tau_lo.value() == 0.1
