@@ -69,11 +69,14 @@ def heat(image: np.ndarray, values: np.ndarray, alpha: float = 0.5) -> np.ndarra
     return cv2.addWeighted(image, 1 - alpha, colour_map(values), alpha, 0)
 
 
+SEED_COLOUR = (0, 255, 255)  # cyan: no class's colour, and not the white of the boundaries
+
+
 def regions(image: np.ndarray, grown: np.ndarray, seeds: np.ndarray, c: int, alpha: float = 0.5) -> np.ndarray:
-    """Class c's grown region in its colour, its seeds in white."""
+    """Class c's grown region in its colour with its boundary in white, its seeds in cyan."""
     mask = np.where(grown == c, np.uint8(c), np.uint8(IGNORE))
     out = blend(image, mask, alpha, show_boundaries=True)
-    out[seeds & (grown == c)] = (255, 255, 255)
+    out[seeds & (grown == c)] = SEED_COLOUR
     return out
 
 

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
 
 from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
-from pit_engine.export import comparison_image, outcome_panel, overlay_image
+from pit_engine.compare import OUTCOME_COLOURS
+from pit_engine.export import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
 from pit_gui.panels import CategoryChart, ImagePanel, link
 from pit_gui.workers import FrameResult
 
@@ -44,6 +45,12 @@ def _host(item) -> pg.GraphicsLayoutWidget:
     host.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
     host.addItem(item)
     return host
+
+
+def _swatch(colour, text: str) -> str:
+    """A coloured square and its meaning, for a panel title."""
+    r, g, b = (int(v) for v in colour)
+    return f"<span style='color:rgb({r},{g},{b})'>■</span> {text}"
 
 
 def _pct(v) -> str:
@@ -403,8 +410,16 @@ class InspectView(QWidget):
         truth_view = self.third.currentIndex() == 0 and r.truth is not None
         if truth_view:
             self.panel_c.show_image(draw(r.truth), "ground truth")
-        elif r.comparison is not None:
-            self.panel_c.show_image(*reversed(outcome_panel(r.image, r.comparison)))
+        elif r.comparison is not None:  # the picture's key goes in its title: it is on screen
+            _, picture = outcome_panel(r.image, r.comparison)
+            if r.comparison.outcome is not None:
+                labels = ("both right", f"only {names[0]}", f"only {names[1]}", "both wrong")
+                title = "who is right: " + " ".join(_swatch(colour, label)
+                                                    for label, colour in zip(labels, OUTCOME_COLOURS))
+            else:
+                title = ("no ground truth · " if r.truth is None else "") + \
+                    _swatch(DIFFER_COLOUR, f"{names[0]} and {names[1]} differ")
+            self.panel_c.show_image(picture, title)
         else:
             self.panel_c.show_image(r.image, "frame (no ground truth)" if r.truth is None else "frame")
 
@@ -417,7 +432,8 @@ class InspectView(QWidget):
             if self.region_mode.currentIndex() == 0:
                 share = float((pred.regions == c).mean())
                 self.panel_regions.show_image(overlay.regions(r.image, pred.regions, pred.seeds, c, alpha),
-                                              f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict}")
+                                              f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict} · "
+                                              + _swatch(overlay.SEED_COLOUR, "seeds"))
             else:
                 self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
@@ -431,6 +447,8 @@ class InspectView(QWidget):
                      if not (math.isnan(ia[c]) and math.isnan(ib[c]))]
         elif r.truth is not None:
             rows.append(("mIoU", r.miou("a"), r.miou("b")))
+        else:
+            rows.append(("no ground truth for this frame", None, None))
         self.table.setRowCount(len(rows))
         for i, (name, a, b) in enumerate(rows):
             delta = None if a is None or b is None or a != a or b != b else b - a

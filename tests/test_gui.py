@@ -550,3 +550,28 @@ def test_the_category_chart_shows_q_the_pooled_score_and_the_state_apart(qtbot):
     assert chart.hover_text(13) == ("car (in the ground truth)\nsource-only: q 0.200 · pooled 0.100 · pivot unsure\n"
                                     "PIT: q 0.450 · pooled 0.610 · pivot present")
     assert chart.tau_hi.value() == 0.5 and chart.tau_lo.value() == 0.1
+
+
+def test_the_panels_say_what_they_show(window, qtbot, tmp_path):
+    # the third panel keys its colours on screen, a frame without labels says so (panel and IoU
+    # table), and seeds are not drawn in the white of the boundaries
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    view.third.setCurrentIndex(1)
+    title = view.panel_c.titleLabel.text
+    assert title.startswith("who is right") and "only PIT" in title and "both wrong" in title
+    r = view.result()
+    car = CITYSCAPES_CLASSES.index("car")
+    view.region_class.setCurrentIndex(car)
+    seeds = r.b.seeds & (r.b.regions == car)
+    if seeds.any():
+        assert (view.panel_regions.array[seeds] == overlay.SEED_COLOUR).all()
+    assert "seeds" in view.panel_regions.titleLabel.text
+    unlabelled = tmp_path / "frames"
+    unlabelled.mkdir()
+    Image.fromarray(r.image).save(unlabelled / "street.png")
+    assert window.open_path(unlabelled)
+    qtbot.waitUntil(lambda: view.result() is not None and view.result().path.name == "street.png", timeout=WAIT_MS)
+    view.third.setCurrentIndex(0)
+    assert view.panel_c.titleLabel.text.startswith("no ground truth")
+    assert view.table.rowCount() == 1 and view.table.item(0, 0).text() == "no ground truth for this frame"
