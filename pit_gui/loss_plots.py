@@ -14,6 +14,7 @@ from pit_engine.methods import loss_terms
 from pit_gui.smoothing import Ema
 
 MIOU = "mIoU"
+UNSMOOTHED = (MIOU, "lr")  # evaluations (few points) and the learning rate (a schedule, not noise)
 COLUMNS = 3
 MAIN_COLOUR = (70, 160, 255)
 REFERENCE_COLOUR = (255, 150, 60)
@@ -257,8 +258,9 @@ class LossPlots(QWidget):
             colour = MAIN_COLOUR if run == "main" else REFERENCE_COLOUR
             style = Qt.SolidLine if run == "main" else Qt.DashLine
             symbol = "o" if term == MIOU else None
-            raw = plot.plot(pen=pg.mkPen((*colour, 70), width=1, style=style), symbol=symbol, symbolSize=5,
-                            symbolBrush=colour)
+            faint = term not in UNSMOOTHED  # raw values under their smoothed curve
+            raw = plot.plot(pen=pg.mkPen((*colour, 70) if faint else colour, width=1 if faint else 2, style=style),
+                            symbol=symbol, symbolSize=5, symbolBrush=colour)
             smooth = plot.plot(pen=pg.mkPen(colour, width=2, style=style))
             self.curves[(run, term)] = (raw, smooth)
         return self.curves[(run, term)]
@@ -273,7 +275,7 @@ class LossPlots(QWidget):
             if term != MIOU:  # a lone point (a term's first log) is a dot: a line needs two
                 raw.setSymbol("o" if series.n == 1 else None)
             raw.setData(x, series.y, connect="finite")
-            if term == MIOU:  # few points, each an evaluation: no smoothing
+            if term in UNSMOOTHED:  # drawn as they are: the raw curve in full colour
                 smooth.setData([], [])
             else:
                 smooth.setData(x, series.smooth, connect="finite")

@@ -121,6 +121,8 @@ class TrainView(QWidget):
         self.pause.setEnabled(running)
         self.stop.setEnabled(running)
         self.pause.setText("Resume" if paused else "Pause")
+        if not running or paused:  # a rate and an ETA are only true of a run that is moving
+            self.rate.setText("paused" if running else "")
 
     def show_progress(self, iteration: int, total: int, its_per_s: float | None = None, eta_s: float | None = None):
         self.progress.setMaximum(max(total, 1))

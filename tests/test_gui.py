@@ -102,6 +102,7 @@ def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_
 
     window.toggle_pause()
     assert window.train_view.pause.text() == "Resume"
+    assert window.train_view.rate.text() == "paused"  # no stale it/s or ETA
     # the step in flight finishes (slow on a busy machine), then the curve holds still
     seen, deadline = -1, time.time() + 30
     while len(plots.points("seg")[0]) != seen and time.time() < deadline:
@@ -115,6 +116,7 @@ def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_
     window.stop_training()
     qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
     assert window.train_view.start.isEnabled() and not window.train_view.stop.isEnabled()
+    assert window.train_view.rate.text() == ""
     assert list((tmp_path / "run" / "checkpoints").glob("iter_*.pt"))
     assert "stopped" in window.train_view.log.toPlainText()
     # the newest checkpoint of the run is now the adapted model in Inspect
@@ -575,3 +577,16 @@ def test_the_panels_say_what_they_show(window, qtbot, tmp_path):
     view.third.setCurrentIndex(0)
     assert view.panel_c.titleLabel.text.startswith("no ground truth")
     assert view.table.rowCount() == 1 and view.table.item(0, 0).text() == "no ground truth for this frame"
+
+
+def test_the_learning_rate_is_drawn_as_it_is(qtbot):
+    from pit_gui.loss_plots import LossPlots
+
+    plots = LossPlots()
+    qtbot.addWidget(plots)
+    plots.add_records([{"kind": "step", "iteration": i, "lr": 0.01 * (1 - i / 100), "seg": 1.0 / i} for i in range(1, 40)])
+    plots._redraw()
+    raw, smooth = plots.curves[("main", "lr")]
+    assert smooth.getData()[0] is None or len(smooth.getData()[0]) == 0  # no EMA of a schedule
+    assert list(raw.getData()[1]) == pytest.approx([0.01 * (1 - i / 100) for i in range(1, 40)])
+    assert len(plots.curves[("main", "seg")][1].getData()[0]) == 39  # a loss keeps its smoothed curve
