@@ -3,6 +3,7 @@ drag and drop, and the threads doing the work. Everything it computes, the engin
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Slot
@@ -192,6 +193,12 @@ class MainWindow(QMainWindow):
                 self.train_view.form.set_config(Config.load(config))
             except UserError:
                 pass  # a config edited since: the preset stays
+        form = s.value("form", "")
+        if form:  # the form as it was left, with the folders Make demo data filled in
+            try:
+                self.train_view.form.set_config(Config.from_dict(tomllib.loads(form), "the saved form"))
+            except (UserError, tomllib.TOMLDecodeError):
+                pass  # saved by another version: the config above stays
         self.tabs.setCurrentIndex(int(s.value("tab", 1)))
 
     def save_settings(self) -> None:
@@ -204,6 +211,10 @@ class MainWindow(QMainWindow):
         s.setValue("boundaries", self.inspect_view.boundaries.isChecked())
         s.setValue("smoothing", self.train_view.plots.smoothing.value())
         s.setValue("run_dir", self.train_view.run_dir.text())
+        try:
+            s.setValue("form", self.train_view.form.config().to_toml())
+        except UserError:
+            pass  # a half-edited form is not kept over the last good one
         s.setValue("tab", self.tabs.currentIndex())
         s.sync()
 
@@ -412,7 +423,11 @@ class MainWindow(QMainWindow):
             summary = report.summary()
             problems = "\n".join(p.error().line() for p in report.problems[:200])
             title = f"{kind}: {report.frames} frame(s), {len(report.problems)} problem(s)"
-            self.show_info(title, summary.split("\n", 1)[0], summary + ("\n\n" + problems if problems else ""))
+            first = summary.split("\n", 1)[0]
+            if report.problems:  # the reason on the dialog itself, not behind "Show Details"
+                first += "\n\n" + report.problems[0].error().line() + \
+                    (f"\n(and {len(report.problems) - 1} more: Show Details)" if len(report.problems) > 1 else "")
+            self.show_info(title, first, summary + ("\n\n" + problems if problems else ""))
         self.run_task(f"checking {Path(root).name}",
                       lambda progress: check_dataset(kind, root, split or None, progress=progress), done)
 
@@ -511,10 +526,13 @@ class MainWindow(QMainWindow):
             self.show_error(exc.line())
             return False
         run_dir = self.train_view.default_run_dir()
-        checkpoints = run_dir / "checkpoints"
-        resume = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
-        if resume and not self.confirm("Resume?", f"{run_dir} already holds checkpoints.\nResume that run?"):
-            return False
+        resume = _has_checkpoints(run_dir)
+        if resume:
+            fresh = _next_free(run_dir)
+            if not self.confirm("Resume?", f"{run_dir} already holds checkpoints.\n\nYes: resume that run.\n"
+                                           f"No: start a new run in {fresh}."):
+                run_dir, resume = fresh, False
+                self.train_view.run_dir.setText(str(run_dir))
         self.follow_timer.stop()
         self.reader = None
         worker = TrainWorker(config, run_dir, resume)
@@ -651,3 +669,16 @@ class MainWindow(QMainWindow):
 
 def app() -> QApplication:
     return QApplication.instance() or QApplication(sys.argv)
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    checkpoints = run_dir / "checkpoints"
+    return checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
+
+
+def _next_free(run_dir: Path) -> Path:
+    """run_dir-2, -3, ...: the first sibling without checkpoints, for a new run beside an old one."""
+    n = 2
+    while _has_checkpoints(run_dir.with_name(f"{run_dir.name}-{n}")):
+        n += 1
+    return run_dir.with_name(f"{run_dir.name}-{n}")

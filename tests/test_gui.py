@@ -590,3 +590,30 @@ def test_the_learning_rate_is_drawn_as_it_is(qtbot):
     assert smooth.getData()[0] is None or len(smooth.getData()[0]) == 0  # no EMA of a schedule
     assert list(raw.getData()[1]) == pytest.approx([0.01 * (1 - i / 100) for i in range(1, 40)])
     assert len(plots.curves[("main", "seg")][1].getData()[0]) == 39  # a loss keeps its smoothed curve
+
+
+def test_the_form_check_and_resume_do_what_a_user_expects(make_window, qtbot, settings, tiny_demo, tmp_path):
+    # the folders Make demo data filled in survive a restart; Check on a missing folder says why on
+    # the dialog itself; "No" to "Resume?" starts a new run beside the old one
+    first = make_window(demo_models=False, demo_frames=False)
+    first.train_view.form.set_config(tiny_config(tiny_demo, train={"iterations": 2}))
+    first.close()
+    second = make_window(demo_models=False, demo_frames=False)
+    form = second.train_view.form
+    assert form.fields["data.source_root"].text() == str(tiny_demo / "source")
+    assert form.fields["train.iterations"].value() == 2
+
+    second.check_data("gta5", str(tmp_path / "missing"), "")
+    qtbot.waitUntil(second.info_box.isVisible, timeout=WAIT_MS)
+    assert "folder not found" in second.info_box.informativeText()
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_demo, train={"iterations": 2}), run, log=lambda *_: None).run()
+    second.train_view.run_dir.setText(str(run))
+    asked = []
+    second.confirm = lambda title, text: asked.append(text) or False
+    assert second.start_training()
+    assert "No: start a new run in" in asked[0] and second.train_view.run_dir.text() == str(tmp_path / "run-2")
+    qtbot.waitUntil(lambda: not second.training, timeout=WAIT_MS)
+    assert list((tmp_path / "run-2" / "checkpoints").glob("*.pt"))
+    assert [p.name for p in (run / "checkpoints").glob("*.pt")] == ["iter_0000002.pt"]  # the old run untouched
