@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from pit_engine.config import Config
 from pit_engine.data.datasets import DATASETS
-from pit_engine.methods import METHODS
+from pit_engine.errors import UserError
+from pit_engine.methods import METHODS, build_method
 from pit_engine.models import BACKBONES
 from pit_engine.runtime import available_devices
 
@@ -200,8 +201,47 @@ class ConfigForm(QWidget):
         return raw
 
     def config(self) -> Config:
-        """The config the form describes; a UserError names a bad value."""
-        return Config.from_dict(self.raw(), "the training form")
+        """The config the form describes; a UserError names a bad value by its field's label."""
+        try:
+            return Config.from_dict(self.raw(), "the training form")
+        except UserError as exc:
+            raise UserError(self.in_form_words(exc.what), exc.where, self.in_form_words(exc.todo)) from None
+
+    def config_to_train(self) -> Config:
+        """`config`, with the folders a run needs filled in (a config to save may leave them empty)."""
+        config = self.config()
+        for key, needed in (("data.source_root", True), ("data.target_root", build_method(config.method).adapts)):
+            if needed and not self.fields[key].text().strip():
+                raise UserError(f"'{self.label(key)}' is empty", "the training form",
+                                "fill it in, or make demo data (Train ▸ Make demo data…)")
+        return config
+
+    def label(self, key: str) -> str:
+        """The words a field goes by on screen: its group's title and its row's label."""
+        widget = self.fields.get(key)
+        if widget is None:
+            return key
+        for group in self.findChildren(QGroupBox):
+            for layout in group.findChildren(QFormLayout) + [group.layout()]:
+                if not isinstance(layout, QFormLayout):
+                    continue
+                for row in range(layout.rowCount()):
+                    field, label = (layout.itemAt(row, role) for role in (QFormLayout.FieldRole, QFormLayout.LabelRole))
+                    holder = field.widget() if field is not None else None
+                    if holder is not None and (holder is widget or holder.isAncestorOf(widget)):
+                        text = label.widget().text() if label is not None and label.widget() is not None else ""
+                        text = text or (widget.text() if isinstance(widget, QCheckBox) else "")
+                        if not text and key.startswith("data."):  # a folder row under its kind's row
+                            text = key.split(".")[1].split("_")[0].capitalize() + " folder"
+                        return " ▸ ".join(t for t in (group.title(), text) if t)
+        return key
+
+    def in_form_words(self, line: str) -> str:
+        """A config key in a message, as the form shows it: 'Training ▸ Iterations' (train.iterations)."""
+        for key in sorted(self.fields, key=len, reverse=True):
+            if f"'{key}'" in line:
+                line = line.replace(f"'{key}'", f"'{self.label(key)}' ({key})")
+        return line
 
     def set_value(self, key: str, value) -> None:
         *path, name = key.split(".")

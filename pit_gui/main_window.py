@@ -521,7 +521,7 @@ class MainWindow(QMainWindow):
         if self.training:
             return False
         try:
-            config = self.train_view.form.config()
+            config = self.train_view.form.config_to_train()
         except UserError as exc:
             self.show_error(exc.line())
             return False

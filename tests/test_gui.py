@@ -617,3 +617,20 @@ def test_the_form_check_and_resume_do_what_a_user_expects(make_window, qtbot, se
     qtbot.waitUntil(lambda: not second.training, timeout=WAIT_MS)
     assert list((tmp_path / "run-2" / "checkpoints").glob("*.pt"))
     assert [p.name for p in (run / "checkpoints").glob("*.pt")] == ["iter_0000002.pt"]  # the old run untouched
+
+
+def test_form_errors_name_the_field_as_the_form_shows_it(window, tiny_demo):
+    # not `--set data.target_root` or a bare config key: the group and label on screen
+    form, box = window.train_view.form, window.error_box
+    form.set_config(tiny_config(tiny_demo))
+    form.fields["data.target_root"].setText("")
+    assert not window.start_training()
+    assert box.text() == ("error: 'Data ▸ Target folder' is empty (the training form) — fill it in, or make demo "
+                          "data (Train ▸ Make demo data…)")
+    box.hide()
+    form.fields["data.target_root"].setText(str(tiny_demo / "target"))
+    form.fields["train.iterations"].setValue(0)
+    assert not window.start_training()
+    assert box.text().startswith("error: 'Training ▸ Iterations' (train.iterations) must be at least 1")
+    form.set_config(Config.load(resource("demo.toml")))  # a preset without folders still saves
+    assert form.config().data.source_root == ""
