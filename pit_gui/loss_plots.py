@@ -3,6 +3,7 @@ the evaluation mIoU, and optionally a second run's curves for comparison."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -82,6 +83,7 @@ class Series:
 
 class LossPlots(QWidget):
     compare_requested = Signal()  # the "compare with run…" button: the window picks the folder
+    export_requested = Signal()  # the "Export…" button: the window asks where
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -112,16 +114,22 @@ class LossPlots(QWidget):
         self.clear_compare_button = QToolButton(text="Clear comparison")
         self.clear_compare_button.clicked.connect(lambda: self.set_reference([], ""))
         self.clear_compare_button.setEnabled(False)
+        self.export_button = QToolButton(text="Export…", toolTip="Save the plots as PNG or SVG, or every curve's "
+                                                                 "points as CSV")
+        self.export_button.clicked.connect(self.export_requested)
         self.key = QLabel()
+        self.readout = QLabel(toolTip="The values under the cursor")  # hover a plot
 
         bar = QHBoxLayout()
         for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.log_scale, self.terms_button,
-                  self.compare_button, self.clear_compare_button):
+                  self.compare_button, self.clear_compare_button, self.export_button):
             bar.addWidget(w)
         bar.addStretch(1)
+        bar.addWidget(self.readout)
         bar.addWidget(self.key)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground((30, 30, 34))
+        self.graphics.scene().sigMouseMoved.connect(self._hover)
         self.empty = QLabel("No curves yet: start a training run, or open a run directory (File ▸ Open run…).")
         self.empty.setAlignment(Qt.AlignCenter)
         layout = QVBoxLayout(self)
@@ -216,6 +224,7 @@ class LossPlots(QWidget):
         self.graphics.ci.clear()
         self.terms_menu.clear()
         row = col = 0
+        first = None
         for term in self.terms():
             action = QAction(term, self.terms_menu, checkable=True, checked=term not in self.hidden)
             action.toggled.connect(lambda on, t=term: self.set_term_visible(t, on))
@@ -224,6 +233,8 @@ class LossPlots(QWidget):
                 continue
             plot = self.plots.get(term) or self._new_plot(term)
             self.graphics.ci.addItem(plot, row, col)
+            first = first or plot
+            plot.setXLink(first if plot is not first else None)  # zoom one, all follow
             col += 1
             if col == COLUMNS:
                 row, col = row + 1, 0
@@ -290,3 +301,73 @@ class LossPlots(QWidget):
         scale = max((float(np.abs(y).max()) for y in finite if y.size), default=0.0)
         span = 4e-4 if self.log_scale.isChecked() else max(1e-3 * scale, 1e-12)  # log mode: log10 units (0.1 %)
         self.plots[term].getViewBox().setLimits(minYRange=span)
+
+    # reading and saving ----------------------------------------------------------------------------
+    def value_at(self, term: str, iteration: float) -> str:
+        """The logged values of a term nearest an iteration, per run: what hovering shows."""
+        parts = []
+        for run, colour in (("main", MAIN_COLOUR), ("reference", REFERENCE_COLOUR)):
+            series = self.series[run].get(term)
+            if series is None or not series.n:
+                continue
+            i = int(np.clip(np.searchsorted(series.x, iteration), 0, series.n - 1))
+            if i and abs(series.x[i - 1] - iteration) <= abs(series.x[i] - iteration):
+                i -= 1
+            smooth = "" if term in UNSMOOTHED else f" (smoothed {series.smooth[i]:.4g})"
+            name = self.names[run] or ("this run" if run == "main" else "compared run")
+            parts.append(f"<span style='color:rgb{colour}'>{name}</span>: {term} {series.y[i]:.4g}{smooth} "
+                         f"at iteration {int(series.x[i])}")
+        return " · ".join(parts)
+
+    def _hover(self, pos) -> None:
+        for term, plot in self.plots.items():
+            if plot.scene() is not None and plot.vb.sceneBoundingRect().contains(pos):
+                self.readout.setText(self.value_at(term, plot.vb.mapSceneToView(pos).x()))
+                return
+        self.readout.setText("")
+
+    def export(self, path) -> None:
+        """The plots as they are on screen (.png, .svg), or every curve's points (.csv: run, term,
+        iteration, value, smoothed)."""
+        import csv
+
+        from pyqtgraph import exporters
+
+        from pit_engine.data.io import atomic_write
+        from pit_engine.errors import UserError
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            def write(tmp):
+                with open(tmp, "w", newline="") as f:
+                    out = csv.writer(f)
+                    out.writerow(["run", "term", "iteration", "value", "smoothed"])
+                    for run, series_by_term in self.series.items():
+                        for term, series in series_by_term.items():
+                            for x, y, sm in zip(series.x, series.y, series.smooth):
+                                out.writerow([self.names[run] or run, term, int(x), y,
+                                              "" if term in UNSMOOTHED else sm])
+            atomic_write(path, write)
+        elif suffix == ".png":
+            exporter = exporters.ImageExporter(self.graphics.scene())
+            atomic_write(path, lambda tmp: exporter.export(str(tmp)))
+        elif suffix == ".svg":  # Qt's own SVG painter: pyqtgraph's SVG exporter cannot parse Qt 6.11's paths
+            atomic_write(path, self._paint_svg)
+        else:
+            raise UserError(f"cannot save plots as '{suffix or path.name}'", path, "use .png, .svg or .csv")
+
+    def _paint_svg(self, path) -> None:
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(self.graphics.size())
+        generator.setViewBox(self.graphics.rect())
+        generator.setTitle("PIT Studio curves")
+        painter = QPainter(generator)
+        try:
+            self.graphics.render(painter)
+        finally:
+            painter.end()

@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         tv.make_demo_requested.connect(self.ask_make_demo)
         tv.form.check_requested.connect(self.check_data)
         tv.plots.compare_requested.connect(self.ask_compare_run)
+        tv.plots.export_requested.connect(self.ask_export_plots)
 
         self.follow_timer = QTimer(self, interval=FOLLOW_MS)
         self.follow_timer.timeout.connect(self.follow_run)
@@ -360,6 +361,21 @@ class MainWindow(QMainWindow):
             return
         self.run_task(f"reading {run_dir.name}", lambda progress: MetricsReader(run_dir).read(),
                       lambda records: self.train_view.plots.set_reference(records, run_dir.name))
+
+    def ask_export_plots(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export the plots", str(Path(self.last_dir()) / "curves.png"),
+                                              "PNG image (*.png);;SVG drawing (*.svg);;CSV, every point (*.csv)")
+        if path:
+            self.export_plots(path)
+
+    def export_plots(self, path) -> bool:
+        try:
+            self.train_view.plots.export(path)
+        except UserError as exc:
+            self.show_error(exc.line())
+            return False
+        self.say(f"saved {path}")
+        return True
 
     def ask_load_config(self):
         path, _ = QFileDialog.getOpenFileName(self, "Load a config", self.last_dir(), "Config (*.toml)")

@@ -634,3 +634,24 @@ def test_form_errors_name_the_field_as_the_form_shows_it(window, tiny_demo):
     assert box.text().startswith("error: 'Training ▸ Iterations' (train.iterations) must be at least 1")
     form.set_config(Config.load(resource("demo.toml")))  # a preset without folders still saves
     assert form.config().data.source_root == ""
+
+
+def test_curves_link_their_x_axes_read_out_on_hover_and_export(window, qtbot, tiny_demo, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_demo), run, log=lambda *_: None).run()
+    assert window.open_path(run)
+    plots = window.train_view.plots
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == 6, timeout=WAIT_MS)
+    first = plots.plots[plots.terms()[0]]
+    assert all(p.vb.linkedView(p.vb.XAxis) is first.vb for t, p in plots.plots.items() if p is not first)
+    xs, ys = plots.points("seg")
+    assert f"seg {ys[2]:.4g}" in plots.value_at("seg", 3.2) and "at iteration 3" in plots.value_at("seg", 3.2)
+    assert "lr" in plots.value_at("lr", 6) and "smoothed" not in plots.value_at("lr", 6)
+    for suffix in ("png", "svg", "csv"):
+        assert window.export_plots(tmp_path / f"curves.{suffix}")
+    assert Image.open(tmp_path / "curves.png").size[0] > 100
+    assert "<svg" in (tmp_path / "curves.svg").read_text()[:2000]
+    rows = (tmp_path / "curves.csv").read_text().splitlines()
+    assert rows[0] == "run,term,iteration,value,smoothed" and sum(r.startswith("run,seg,") for r in rows) == 6
+    assert not window.export_plots(tmp_path / "curves.bmp")
+    assert "use .png, .svg or .csv" in window.error_box.text()
