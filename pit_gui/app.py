@@ -1,4 +1,4 @@
-"""`pit-gui [RUN_DIR | CKPT | IMAGE_DIR ...] [--config FILE] [--start] [--screenshot PNG]`."""
+"""`pit-gui [RUN_DIR | CKPT | IMAGE_DIR ...] [--config FILE] [--start] [--focus a|b|third] [--screenshot PNG]`."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,8 @@ def parse(argv):
                                                  "frames to open")
     parser.add_argument("--config", help="load this config TOML into the training form")
     parser.add_argument("--start", action="store_true", help="start training the loaded config at once")
+    parser.add_argument("--focus", choices=["a", "b", "third"],
+                        help="open Inspect with one panel filling the view (F toggles it, Space flips)")
     parser.add_argument("--screenshot", metavar="PNG", help="render the window to PNG once loaded, then exit")
     return parser.parse_args(argv)
 
@@ -64,6 +66,9 @@ def main(argv=None) -> int:
         window.tabs.setCurrentIndex(0)
     if args.start:
         window.start_training()
+    if args.focus:
+        window.tabs.setCurrentIndex(1)
+        window.inspect_view.set_focus({"a": 0, "b": 1, "third": 2}[args.focus])
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
         window.show()

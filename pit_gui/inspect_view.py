@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
@@ -103,15 +103,26 @@ class InspectView(QWidget):
         self.chart = CategoryChart()
         upper, lower = QWidget(), QWidget()
         self.pivot_row = lower  # the pivot's panels: shown only for models that have a pivot
+        self.hosts = []
         for row, items in ((upper, ((self.panel_a, 1), (self.panel_b, 1), (self.panel_c, 1))),
                            (lower, ((self.panel_regions, 1), (self.chart, 2)))):
             box = QHBoxLayout(row)
             box.setContentsMargins(0, 0, 0, 0)
             box.setSpacing(2)
             for item, stretch in items:
-                box.addWidget(_host(item), stretch)
+                host = _host(item)
+                self.hosts.append(host)
+                box.addWidget(host, stretch)
         self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
         link(self.panels)
+        self.focused: int | None = None  # focus mode: which of A, B and the third panel fills the view
+        self._pivots_shown = False
+        # under the panels: what A, B and the ground truth say at the cursor
+        self.readout = QLabel(" ", toolTip="Class and confidence under the cursor")
+        for host, panel in zip(self.hosts, self.panels):
+            host.scene().sigMouseMoved.connect(lambda pos, p=panel: self._hover(p, pos))
+        for panel in self.panels[:3]:  # a focused panel stays fitted as the window and its layout settle
+            panel.vb.sigResized.connect(lambda _vb, p=panel: self._refit(p))
 
         # controls
         self.model_labels = {w: QLabel("–", wordWrap=True) for w in ("a", "b")}
@@ -200,8 +211,13 @@ class InspectView(QWidget):
         scroll.setWidget(controls)
         scroll.setMinimumWidth(300)
 
+        framed = QWidget()
+        fv = QVBoxLayout(framed)
+        fv.setContentsMargins(0, 0, 0, 0)
+        fv.addWidget(upper, 1)
+        fv.addWidget(self.readout)
         centre = QSplitter(Qt.Vertical)
-        centre.addWidget(upper)
+        centre.addWidget(framed)
         centre.addWidget(lower)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(browser)
@@ -372,6 +388,54 @@ class InspectView(QWidget):
     def alpha(self) -> float:
         return self.opacity.value() / 100
 
+    # focus mode and the readout -------------------------------------------------------------------
+    def set_focus(self, which: int | None) -> None:
+        """One of A (0), B (1) and the third panel (2) fills the view, fitted; None: all of them."""
+        self.focused = which
+        for i, host in enumerate(self.hosts[:3]):
+            host.setVisible(which is None or i == which)
+        # a hidden panel keeps its old size, and a view linked to it (aspect locked) would keep its range
+        for panel in self.panels[1:]:
+            panel.vb.setXLink(self.panels[0].vb if which is None else None)
+            panel.vb.setYLink(self.panels[0].vb if which is None else None)
+        self.pivot_row.setVisible(self._pivots_shown and which is None)
+        QTimer.singleShot(0, lambda: self.panels[which if which is not None else 0].vb.autoRange(padding=0))
+
+    def _refit(self, panel) -> None:
+        if self.focused is not None and panel is self.panels[self.focused] and panel.array is not None:
+            panel.vb.autoRange(padding=0)
+
+    def toggle_focus(self) -> None:
+        self.set_focus(None if self.focused is not None else 1)  # the adapted model first
+
+    def flip(self, step: int = 1) -> None:
+        """In focus mode, the next of A, B and the third panel, as an image viewer flips images."""
+        if self.focused is None:
+            self.set_focus(1)
+        else:
+            self.set_focus((self.focused + step) % 3)
+
+    def readout_at(self, x: int, y: int) -> str:
+        """What each model and the ground truth say about the frame's pixel (x, y)."""
+        r = self.result()
+        if r is None or not (0 <= y < r.image.shape[0] and 0 <= x < r.image.shape[1]):
+            return ""
+        names = self._names()
+        parts = [f"({x}, {y})"]
+        for name, pred in zip(names, (r.a, r.b)):
+            if pred is not None:
+                parts.append(f"{name}: {CITYSCAPES_CLASSES[pred.classes[y, x]]} {pred.confidence[y, x]:.2f}")
+        if r.truth is not None:
+            t = int(r.truth[y, x])
+            parts.append(f"ground truth: {CITYSCAPES_CLASSES[t] if t < NUM_CLASSES else 'ignored'}")
+        return " · ".join(parts)
+
+    def _hover(self, panel, pos) -> None:
+        if not panel.vb.sceneBoundingRect().contains(pos):
+            return
+        point = panel.vb.mapSceneToView(pos)
+        self.readout.setText(self.readout_at(int(point.x()), int(point.y())) or " ")
+
     def result(self) -> FrameResult | None:
         return self.cache.get(self.current) if self.current is not None else None
 
@@ -385,8 +449,9 @@ class InspectView(QWidget):
             return
         self.render_panels()
         names = self._names()
-        pivots = any(p is not None and p.has_pivot for p in (r.a, r.b))
-        self.pivot_row.setVisible(pivots)  # the pivot panels exist only for methods that have a pivot
+        pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (r.a, r.b))
+        # the pivot panels exist only for methods that have a pivot, and give way to a focused panel
+        self.pivot_row.setVisible(pivots and self.focused is None)
         self.regions_box.setVisible(pivots)
         self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], r.truth_present)
         self._fill_table(r)

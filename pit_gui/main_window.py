@@ -141,8 +141,21 @@ class MainWindow(QMainWindow):
         self._action(view, "Next frame", lambda: self.inspect_view.step(1), "PgDown")
         self._action(view, "Previous frame", lambda: self.inspect_view.step(-1), "PgUp")
         self._action(view, "Toggle class boundaries", self.inspect_view.boundaries.toggle, "Ctrl+B")
-        self._action(view, "Reset zoom", lambda: self.inspect_view.panel_a.vb.autoRange(padding=0), "Ctrl+0")
+        self._action(view, "Fit to panel (reset zoom)", lambda: self.inspect_view.panel_a.vb.autoRange(padding=0),
+                     "Ctrl+0")
+        view.addSeparator()
+        self._action(view, "Focus: one panel fills the view", self._toggle_focus, "F")
+        self._action(view, "Focus: flip A → B → third panel", lambda: self._focus_flip(1), "Space")
+        self._action(view, "Focus: flip back", lambda: self._focus_flip(-1), "Shift+Space")
         self._rebuild_recent()
+
+    def _toggle_focus(self) -> None:
+        self.tabs.setCurrentIndex(1)
+        self.inspect_view.toggle_focus()
+
+    def _focus_flip(self, step: int) -> None:
+        self.tabs.setCurrentIndex(1)
+        self.inspect_view.flip(step)
 
     # messages ---------------------------------------------------------------------------------------
     def say(self, text: str) -> None:

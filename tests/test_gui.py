@@ -655,3 +655,29 @@ def test_curves_link_their_x_axes_read_out_on_hover_and_export(window, qtbot, ti
     assert rows[0] == "run,term,iteration,value,smoothed" and sum(r.startswith("run,seg,") for r in rows) == 6
     assert not window.export_plots(tmp_path / "curves.bmp")
     assert "use .png, .svg or .csv" in window.error_box.text()
+
+
+def test_focus_mode_flips_between_a_b_and_the_truth_and_the_readout_names_the_pixel(window, qtbot):
+    from PySide6.QtTest import QTest
+
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    window.tabs.setCurrentIndex(1)
+    QTest.keyClick(window, Qt.Key_F)  # the window's shortcut: the adapted model fills the view
+    assert view.focused == 1
+    assert [h.isVisible() for h in view.hosts[:3]] == [False, True, False] and not view.pivot_row.isVisible()
+    QTest.keyClick(window, Qt.Key_Space)
+    assert view.focused == 2 and view.hosts[2].isVisible() and not view.hosts[1].isVisible()
+    QTest.keyClick(window, Qt.Key_Space)
+    assert view.focused == 0
+    assert view.panel_b.vb.linkedView(view.panel_b.vb.XAxis) is None  # a focused panel zooms on its own
+    QTest.keyClick(window, Qt.Key_F)
+    assert view.focused is None and all(h.isVisible() for h in view.hosts[:3]) and view.pivot_row.isVisible()
+    assert view.panel_b.vb.linkedView(view.panel_b.vb.XAxis) is view.panel_a.vb  # linked again
+    r = view.result()
+    y, x = 40, 10
+    text = view.readout_at(x, y)
+    a_name = CITYSCAPES_CLASSES[r.a.classes[y, x]]
+    assert text.startswith(f"({x}, {y}) · source-only: {a_name} {r.a.confidence[y, x]:.2f} · PIT: ")
+    assert text.endswith(f"ground truth: {CITYSCAPES_CLASSES[r.truth[y, x]]}" if r.truth[y, x] < 19 else "ignored")
+    assert view.readout_at(10_000, 0) == ""
