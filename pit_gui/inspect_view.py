@@ -28,7 +28,7 @@ CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
 SORTS = ("name", "adapted mIoU, worst first", "adapted mIoU, best first", "gain, worst first",
          "gain, best first")
 THIRD = ("ground truth", "who is right / difference")
-REGION_MODES = ("seeds + grown region", "CAM heat map")
+REGION_MODES = ("cyan seeds + grown region", "CAM heat map")
 PATH_ROLE = Qt.UserRole
 
 
@@ -119,6 +119,7 @@ class InspectView(QWidget):
         self._pivots_shown = False
         # under the panels: what A, B and the ground truth say at the cursor
         self.readout = QLabel(" ", toolTip="Class and confidence under the cursor")
+        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)  # long text never resizes the panels
         for host, panel in zip(self.hosts, self.panels):
             host.scene().sigMouseMoved.connect(lambda pos, p=panel: self._hover(p, pos))
         for panel in self.panels[:3]:  # a focused panel stays fitted as the window and its layout settle
@@ -497,8 +498,7 @@ class InspectView(QWidget):
             if self.region_mode.currentIndex() == 0:
                 share = float((pred.regions == c).mean())
                 self.panel_regions.show_image(overlay.regions(r.image, pred.regions, pred.seeds, c, alpha),
-                                              f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict} · "
-                                              + _swatch(overlay.SEED_COLOUR, "seeds"))
+                                              f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict}")
             else:
                 self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
