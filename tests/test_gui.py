@@ -586,10 +586,10 @@ def test_the_learning_rate_is_drawn_as_it_is(qtbot):
     qtbot.addWidget(plots)
     plots.add_records([{"kind": "step", "iteration": i, "lr": 0.01 * (1 - i / 100), "seg": 1.0 / i} for i in range(1, 40)])
     plots._redraw()
-    raw, smooth = plots.curves[("main", "lr")]
-    assert smooth.getData()[0] is None or len(smooth.getData()[0]) == 0  # no EMA of a schedule
-    assert list(raw.getData()[1]) == pytest.approx([0.01 * (1 - i / 100) for i in range(1, 40)])
-    assert len(plots.curves[("main", "seg")][1].getData()[0]) == 39  # a loss keeps its smoothed curve
+    raw, smooth = plots.curves[("main", "lr")]  # xData / yData: the data set, not what the view clips
+    assert smooth.xData is None or len(smooth.xData) == 0  # no EMA of a schedule
+    assert list(raw.yData) == pytest.approx([0.01 * (1 - i / 100) for i in range(1, 40)])
+    assert len(plots.curves[("main", "seg")][1].xData) == 39  # a loss keeps its smoothed curve
 
 
 def test_the_form_check_and_resume_do_what_a_user_expects(make_window, qtbot, settings, tiny_demo, tmp_path):
