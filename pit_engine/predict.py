@@ -67,8 +67,15 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device="cpu") -> "Predictor":
         model, state = restore_model(path, device)
         predictor = cls(model, state, device)
-        predictor.name = predictor.name or Path(path).stem
+        predictor.name = predictor.name or predictor.default_name(path)
         return predictor
+
+    def default_name(self, path) -> str:
+        """A checkpoint by its run and method ("g11 · PIT @ 1000"), not by `iter_0001000`."""
+        path = Path(path)
+        run = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+        label = getattr(self.method, "label", "") or "model"
+        return f"{run.name} · {label} @ {self.iteration}" if run is not None else path.stem
 
     @property
     def has_pivot(self) -> bool:

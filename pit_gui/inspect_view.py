@@ -248,8 +248,8 @@ class InspectView(QWidget):
         self.model_names = (name_a, name_b)
         # a checkpoint that failed to load (the window said why) is not kept as if it were loaded
         self.checkpoints = tuple(c if name else "" for c, name in zip(self.checkpoints, (name_a, name_b)))
-        for which, ckpt in zip("ab", self.checkpoints):
-            self.model_labels[which].setText(Path(ckpt).name if ckpt else "–")
+        for which, ckpt, name in zip("ab", self.checkpoints, (name_a, name_b)):
+            self.model_labels[which].setText(name if ckpt else "–")  # by run and method, not iter_0000400
         self._refresh_items()
         if self.current is not None:
             self.inference.request([self.current], urgent=True)

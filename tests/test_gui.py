@@ -681,3 +681,15 @@ def test_focus_mode_flips_between_a_b_and_the_truth_and_the_readout_names_the_pi
     assert text.startswith(f"({x}, {y}) · source-only: {a_name} {r.a.confidence[y, x]:.2f} · PIT: ")
     assert text.endswith(f"ground truth: {CITYSCAPES_CLASSES[r.truth[y, x]]}" if r.truth[y, x] < 19 else "ignored")
     assert view.readout_at(10_000, 0) == ""
+
+
+def test_models_are_named_by_run_and_method(window, qtbot, tiny_demo, tmp_path):
+    run = tmp_path / "g11"
+    Trainer(tiny_config(tiny_demo), run, log=lambda *_: None).run()
+    assert window.open_path(run)
+    view = window.inspect_view
+    qtbot.waitUntil(lambda: view.model_names[1] == "g11 · PIT @ 6", timeout=WAIT_MS)
+    assert view.model_labels["b"].text() == "g11 · PIT @ 6"
+    assert view.model_names[0] == "source-only"  # the source-only model stays when a run opens
+    qtbot.waitUntil(lambda: view.result() is not None, timeout=WAIT_MS)
+    assert view.panel_b.titleLabel.text.startswith("g11 · PIT @ 6")
