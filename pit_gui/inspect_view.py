@@ -136,6 +136,9 @@ class InspectView(QWidget):
             button.clicked.connect(lambda _=False, w=which: self.open_checkpoint_requested.emit(w))
             row.addWidget(button)
             fm.addRow(title, row)
+        self.follow_training = QCheckBox("Follow the training run", checked=True,
+                                         toolTip="Each checkpoint the Train view saves becomes the adapted model")
+        fm.addRow(self.follow_training)
 
         display = QGroupBox("Display")
         fd = QFormLayout(display)

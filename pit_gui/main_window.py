@@ -627,6 +627,9 @@ class MainWindow(QMainWindow):
     def on_checkpoint(self, event) -> None:
         self.train_view.say(f"checkpoint {Path(event.path).name}")
         self.say(f"saved {event.path}")
+        view = self.inspect_view
+        if view.follow_training.isChecked():  # Inspect shows the run as it trains
+            view.set_models(view.checkpoints[0], event.path)
 
     @Slot(object)
     def on_finished(self, event) -> None:

@@ -84,7 +84,8 @@ def test_opens_with_the_demo_comparison(window):
 
 def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_path):
     window = make_window(demo_models=False, demo_frames=False)
-    config = tiny_config(tiny_demo, train={"iterations": 2000, "health_every": 3, "health_frames": 2})
+    config = tiny_config(tiny_demo, train={"iterations": 2000, "health_every": 3, "health_frames": 2,
+                                           "checkpoint_every": 5})
     window.train_view.form.set_config(config)
     window.train_view.run_dir.setText(str(tmp_path / "run"))
     assert window.start_training()
@@ -99,6 +100,9 @@ def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_
     assert health.curves["iou"].isVisible() and "fixed target train frames" in health.info.text()
     health.cls.setCurrentText("road")
     assert 0 <= health.series("q_present")[1][0] <= 100 and 0 <= health.series("iou")[1][0] <= 100
+
+    # Inspect follows the run: the first checkpoint (every 5 iterations) became the adapted model
+    qtbot.waitUntil(lambda: "iter_0000005" in window.inspect_view.checkpoints[1], timeout=WAIT_MS)
 
     window.toggle_pause()
     assert window.train_view.pause.text() == "Resume"
