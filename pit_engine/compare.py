@@ -22,6 +22,8 @@ class Comparison:
     miou_b: float | None = None
     iou_a: np.ndarray | None = None  # per-class IoU on this image, NaN for classes in neither
     iou_b: np.ndarray | None = None
+    matrix_a: np.ndarray | None = None  # C x C confusion (rows truth, columns prediction): folder sums
+    matrix_b: np.ndarray | None = None
 
 
 def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_classes: int = 19) -> Comparison:
@@ -36,13 +38,14 @@ def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_c
     outcome[valid & ~right_a & right_b] = ONLY_B
     outcome[valid & ~right_a & ~right_b] = BOTH_WRONG
     counts = np.bincount(outcome[valid], minlength=4)
-    scores, ious = [], []
+    scores, ious, matrices = [], [], []
     for pred in (a, b):
         cm = ConfusionMatrix(num_classes)
         cm.update(pred.astype(np.int64), truth)
         scores.append(cm.miou(range(num_classes)))
         ious.append(cm.iou())
-    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious)
+        matrices.append(cm.matrix)
+    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious, *matrices)
 
 
 class FolderComparison:

@@ -64,6 +64,8 @@ class InspectView(QWidget):
     open_folder_requested = Signal()
     open_checkpoint_requested = Signal(str)  # "a" or "b"
     frame_shown = Signal(str)  # the path, once its panels are drawn
+    frame_scored = Signal(object)  # a FrameResult of the current models and folder (the folder summary's feed)
+    scoring_reset = Signal(object, int)  # (model names, frames): new models or a new folder, nothing scored
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -249,6 +251,7 @@ class InspectView(QWidget):
         if generation != self.generation:
             return
         self.model_names = (name_a, name_b)
+        self.scoring_reset.emit(tuple(self._names()), len(self.frames))
         # a checkpoint that failed to load (the window said why) is not kept as if it were loaded
         self.checkpoints = tuple(c if name else "" for c, name in zip(self.checkpoints, (name_a, name_b)))
         for which, ckpt, name in zip("ab", self.checkpoints, (name_a, name_b)):
@@ -276,6 +279,7 @@ class InspectView(QWidget):
             self.items[path] = item
         self.list.blockSignals(False)
         self._sort()
+        self.scoring_reset.emit(tuple(self._names()), len(self.frames))
         self.inference.request(self.frames)
         if self.frames:
             self.list.setCurrentRow(0)
@@ -292,6 +296,7 @@ class InspectView(QWidget):
             _, old = self.cache.popitem(last=False)
             total -= old.nbytes
         self.scores[result.path] = (result.miou("a"), result.miou("b"))
+        self.frame_scored.emit(result)
         item = self._item(result.path)
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(qimage(result.thumbnail))))

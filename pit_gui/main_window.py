@@ -19,6 +19,7 @@ from pit_engine.data.io import IMAGE_SUFFIXES, save_png
 from pit_engine.errors import UserError
 from pit_engine.export import export_overlays, gather
 from pit_engine.runs import MetricsReader, is_run_dir, run_config
+from pit_gui.folder_summary import FolderSummary
 from pit_gui.inspect_view import InspectView
 from pit_gui.train_view import TrainView
 from pit_gui.workers import InferenceWorker, Relay, TaskWorker, TrainWorker, start_thread
@@ -58,6 +59,10 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.train_view, "Train")
         self.tabs.addTab(self.inspect_view, "Inspect")
+        self.folder_summary = FolderSummary()  # fed by the Inspect view: its folder, its models
+        self.tabs.addTab(self.folder_summary, "Folder")
+        self.inspect_view.frame_scored.connect(self.folder_summary.add)
+        self.inspect_view.scoring_reset.connect(self.folder_summary.reset)
         self.setCentralWidget(self.tabs)
 
         self.error_box = QMessageBox(QMessageBox.Warning, "PIT Studio", "", parent=self)
@@ -138,6 +143,7 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         self._action(view, "Train", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
         self._action(view, "Inspect", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
+        self._action(view, "Folder summary", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3")
         self._action(view, "Next frame", lambda: self.inspect_view.step(1), "PgDown")
         self._action(view, "Previous frame", lambda: self.inspect_view.step(-1), "PgUp")
         self._action(view, "Toggle class boundaries", self.inspect_view.boundaries.toggle, "Ctrl+B")

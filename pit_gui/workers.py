@@ -193,6 +193,7 @@ class FrameResult:
     thumbnail: np.ndarray
     scores: tuple  # per-image mIoU of a and b against the truth (None without truth or model)
     truth_present: np.ndarray | None  # C bools: the classes the ground truth holds
+    matrices: tuple = (None, None)  # C x C confusion of a and of b against the truth (None without either)
 
     @property
     def nbytes(self) -> int:
@@ -213,14 +214,17 @@ def frame_result(path: Path, generation: int, image, truth, a, b) -> FrameResult
     """Everything derived once per frame here, in the worker, so that redrawing (an opacity
     slider drag, a class toggle) never recomputes a score or a histogram."""
     cmp = compare(a.classes, b.classes, truth) if a and b else None
-    scores = [None, None]
+    scores, matrices = [None, None], [None, None]
     if truth is not None:
         if cmp is not None:
-            scores = [cmp.miou_a, cmp.miou_b]
+            scores, matrices = [cmp.miou_a, cmp.miou_b], [cmp.matrix_a, cmp.matrix_b]
         else:
-            scores = [compare(p.classes, p.classes, truth).miou_a if p else None for p in (a, b)]
+            alone = [compare(p.classes, p.classes, truth) if p else None for p in (a, b)]
+            scores = [c.miou_a if c else None for c in alone]
+            matrices = [c.matrix_a if c else None for c in alone]
     present = np.bincount(truth.ravel(), minlength=256)[:NUM_CLASSES] > 0 if truth is not None else None
-    return FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image), tuple(scores), present)
+    return FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image), tuple(scores), present,
+                       tuple(matrices))
 
 
 def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:

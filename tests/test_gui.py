@@ -697,3 +697,32 @@ def test_models_are_named_by_run_and_method(window, qtbot, tiny_demo, tmp_path):
     assert view.model_names[0] == "source-only"  # the source-only model stays when a run opens
     qtbot.waitUntil(lambda: view.result() is not None, timeout=WAIT_MS)
     assert view.panel_b.titleLabel.text.startswith("g11 · PIT @ 6")
+
+
+def test_the_folder_summary_sums_the_scored_frames(window, qtbot, tmp_path):
+    from pit_engine.compare import FolderComparison
+
+    view, folder = window.inspect_view, window.folder_summary
+    wait_scored(qtbot, window)
+    qtbot.waitUntil(lambda: len(folder.totals.frames) == 8, timeout=WAIT_MS)
+    expected = FolderComparison()
+    hits = said = truth = 0
+    road = CITYSCAPES_CLASSES.index("road")
+    for path in view.frames:
+        r = view.cache[path]
+        expected.update(r.a.classes, r.b.classes, r.truth)
+        hits += int(r.b.pivot[road] == 1 and r.truth_present[road])
+        said += int(r.b.pivot[road] == 1)
+        truth += int(r.truth_present[road])
+    table = {row["class"]: row for row in expected.table(CITYSCAPES_CLASSES)}
+    cells = folder.row("road")
+    assert cells[1] == f"{100 * table['road']['a']:.1f}" and cells[2] == f"{100 * table['road']['b']:.1f}"
+    assert cells[5] == f"{100 * hits / said:.1f} / {100 * hits / truth:.1f}"
+    assert cells[4] == "–"  # the source-only model has no pivot
+    assert "Over 8 of 8 frame(s)" in folder.info.text() and folder.image.image is not None
+    window.tabs.setCurrentIndex(2)
+    unlabelled = tmp_path / "frames"
+    unlabelled.mkdir()
+    Image.fromarray(view.cache[view.frames[0]].image).save(unlabelled / "street.png")
+    assert window.open_path(unlabelled)
+    qtbot.waitUntil(lambda: "No frame with ground truth" in folder.info.text(), timeout=WAIT_MS)
