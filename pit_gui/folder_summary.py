@@ -88,7 +88,8 @@ class FolderSummary(QWidget):
         self.plot.setMenuEnabled(False)
         ticks = [(i + 0.5, name) for i, name in enumerate(CITYSCAPES_CLASSES)]
         self.plot.getAxis("left").setTicks([ticks])
-        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name[:4]) for i, name in enumerate(CITYSCAPES_CLASSES)]])
+        short = [name.split()[-1][:5] for name in CITYSCAPES_CLASSES]  # "light", "sign": not two "traf"
+        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name) for i, name in enumerate(short)]])
         self.image = pg.ImageItem()
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.plot.addItem(self.image)
