@@ -25,6 +25,8 @@ from pit_gui.panels import CategoryChart, ImagePanel, link
 from pit_gui.workers import FrameResult
 
 CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
+FILTERS = ("all frames", "ground truth holds the class", "A or B predicts the class",
+           "a pivot is wrong about the class")
 SORTS = ("name", "adapted mIoU, worst first", "adapted mIoU, best first", "gain, worst first",
          "gain, best first")
 THIRD = ("ground truth", "who is right / difference")
@@ -45,6 +47,20 @@ def _host(item) -> pg.GraphicsLayoutWidget:
     host.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
     host.addItem(item)
     return host
+
+
+def _facts(result) -> dict:
+    """What the frame filters ask of a scored frame, kept after its arrays leave the cache."""
+    preds = [p for p in (result.a, result.b) if p is not None]
+    predicted = set().union(*(np.unique(p.classes).tolist() for p in preds)) if preds else set()
+    truth = set(np.flatnonzero(result.truth_present).tolist()) if result.truth_present is not None else set()
+    wrong = set()
+    if result.truth_present is not None:
+        for p in preds:
+            if p.has_pivot:  # present where the class is absent, or absent where it is there
+                wrong |= set(np.flatnonzero((p.pivot == 1) & ~result.truth_present).tolist())
+                wrong |= set(np.flatnonzero((p.pivot == 0) & result.truth_present).tolist())
+    return {"truth": truth, "predicted": predicted, "pivot_wrong": wrong}
 
 
 def _swatch(colour, text: str) -> str:
@@ -75,6 +91,7 @@ class InspectView(QWidget):
         self.unreadable: set[Path] = set()  # frames the inference worker could not predict
         self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
         self.scores: dict[Path, tuple[float | None, float | None]] = {}
+        self.facts: dict[Path, dict] = {}  # per frame scored: which classes truth, predictions and pivots hold
         self.current: Path | None = None
         self.generation = 0
         self.model_names = ("", "")
@@ -96,6 +113,15 @@ class InspectView(QWidget):
         b.addWidget(open_folder)
         b.addWidget(QLabel("Sort by"))
         b.addWidget(self.sort)
+        self.filter = QComboBox(toolTip="Show only the frames scored so far that match; unscored frames hide")
+        self.filter.addItems(FILTERS)
+        self.filter_class = QComboBox()
+        self.filter_class.addItems(CITYSCAPES_CLASSES)
+        for combo in (self.filter, self.filter_class):
+            combo.currentIndexChanged.connect(self._apply_filter)
+        b.addWidget(QLabel("Show"))
+        b.addWidget(self.filter)
+        b.addWidget(self.filter_class)
         b.addWidget(self.list, 1)
 
         # panels: each in its own widget, the three compared views in a row of equal stretch (linked
@@ -244,6 +270,7 @@ class InspectView(QWidget):
         self.generation = self.inference.set_models(*self.checkpoints)
         self.cache.clear()
         self.scores.clear()
+        self.facts.clear()
         self.status.emit("loading models…")
 
     @Slot(int, str, str)
@@ -266,6 +293,7 @@ class InspectView(QWidget):
         self.frames = [Path(p) for p in paths]
         self.cache.clear()
         self.scores.clear()
+        self.facts.clear()
         self.unreadable.clear()
         self.list.blockSignals(True)
         self.list.clear()
@@ -296,11 +324,14 @@ class InspectView(QWidget):
             _, old = self.cache.popitem(last=False)
             total -= old.nbytes
         self.scores[result.path] = (result.miou("a"), result.miou("b"))
+        self.facts[result.path] = _facts(result)
         self.frame_scored.emit(result)
         item = self._item(result.path)
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(qimage(result.thumbnail))))
             item.setText(self._item_text(result.path))
+        if item is not None and self.filter.currentIndex():
+            item.setHidden(not self._matches(result.path))
         if result.path == self.current:
             self.render()
         if len(self.scores) == len(self.frames):
@@ -357,6 +388,25 @@ class InspectView(QWidget):
         self.list.blockSignals(False)
         if current is not None:
             self.list.setCurrentItem(self._item(current))
+        self._apply_filter()
+
+    def _matches(self, path: Path) -> bool:
+        mode, c = self.filter.currentIndex(), self.filter_class.currentIndex()
+        facts = self.facts.get(path)
+        if mode == 0:
+            return True
+        if facts is None:
+            return False  # not scored yet
+        key = ("truth", "predicted", "pivot_wrong")[mode - 1]
+        return c in facts[key]
+
+    def _apply_filter(self) -> None:
+        for path, item in self.items.items():
+            item.setHidden(not self._matches(path))
+
+    def shown_frames(self) -> list[Path]:
+        return [Path(self.list.item(i).data(PATH_ROLE)) for i in range(self.list.count())
+                if not self.list.item(i).isHidden()]
 
     def _item_changed(self, item, _previous) -> None:
         if item is not None:
@@ -376,11 +426,13 @@ class InspectView(QWidget):
             self.inference.request([self.current], urgent=True)
 
     def step(self, delta: int) -> None:
-        """Next (+1) or previous (-1) frame in the list's order."""
-        if not self.list.count():
-            return
-        row = min(max(self.list.currentRow() + delta, 0), self.list.count() - 1)
-        self.list.setCurrentRow(row)
+        """Next (+1) or previous (-1) frame in the list's order, among those the filter shows."""
+        row = self.list.currentRow() + delta
+        while 0 <= row < self.list.count():
+            if not self.list.item(row).isHidden():
+                self.list.setCurrentRow(row)
+                return
+            row += delta
 
     # drawing -----------------------------------------------------------------------------------
     def visible(self) -> np.ndarray:

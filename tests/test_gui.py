@@ -726,3 +726,35 @@ def test_the_folder_summary_sums_the_scored_frames(window, qtbot, tmp_path):
     Image.fromarray(view.cache[view.frames[0]].image).save(unlabelled / "street.png")
     assert window.open_path(unlabelled)
     qtbot.waitUntil(lambda: "No frame with ground truth" in folder.info.text(), timeout=WAIT_MS)
+
+
+def test_frame_filters_show_the_frames_that_match(window, qtbot):
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    car, train = CITYSCAPES_CLASSES.index("car"), CITYSCAPES_CLASSES.index("train")
+
+    def expected(test):
+        return sorted(p for p in view.frames if test(view.cache[p]))
+    view.filter_class.setCurrentIndex(car)
+    view.filter.setCurrentText("ground truth holds the class")
+    assert sorted(view.shown_frames()) == expected(lambda r: r.truth_present[car])
+    view.filter.setCurrentText("A or B predicts the class")
+    assert sorted(view.shown_frames()) == expected(lambda r: (r.a.classes == car).any() or (r.b.classes == car).any())
+    view.filter.setCurrentText("a pivot is wrong about the class")
+    for c in range(19):  # some class the PIT pivot gets wrong on some frame, and the frames it does
+        view.filter_class.setCurrentIndex(c)
+        wrong = expected(lambda r: (r.b.pivot[c] == 1) != bool(r.truth_present[c]) and r.b.pivot[c] != -1)
+        assert sorted(view.shown_frames()) == wrong
+    view.filter_class.setCurrentIndex(train)
+    view.filter.setCurrentText("ground truth holds the class")
+    shown = view.shown_frames()
+    view.filter.setCurrentText("all frames")
+    assert len(view.shown_frames()) == 8 and len(shown) <= 8
+    # stepping skips the hidden frames
+    view.filter_class.setCurrentIndex(car)
+    view.filter.setCurrentText("ground truth holds the class")
+    shown = view.shown_frames()
+    if len(shown) >= 2:
+        view.list.setCurrentItem(view.items[shown[0]])
+        view.step(1)
+        assert view.current == shown[1]
