@@ -180,6 +180,33 @@ class Config:
         return cls.from_dict(raw, str(path))
 
 
+def field_docs(cls) -> dict[str, str]:
+    """Each field's documentation: the comment after it in the class's source (what the GUI's
+    tooltips show, so that the form's help cannot drift from the config's)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (a frozen build): no tooltips
+        return {}
+    docs = {}
+    for line in source.splitlines():
+        match = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        if match and not match.group(1).isupper():
+            docs[match.group(1)] = match.group(2).strip()
+    return docs
+
+
+def section_classes() -> dict[str, type]:
+    """The config's sections, by name, as dataclasses (the schema the GUI's form is generated from)."""
+    from pit_engine.methods import METHODS
+
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+    sections.update({f"method.{name}": method.Config for name, method in METHODS.items()})
+    return sections
+
+
 def upgrade_method_table(raw: dict, where: str) -> tuple[dict, list[str]]:
     """A flat [method] table (PIT's switches and numbers, from before [method] name = "...") as
     [method] name = "pit" or "source_only" with a [method.pit] table; its `warmup` goes to

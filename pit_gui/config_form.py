@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import tomllib
 from pathlib import Path
 
+import tomli_w
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QLabel,
                                QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from pit_engine.config import Config
+from pit_engine.config import Config, field_docs, section_classes
 from pit_engine.data.datasets import DATASETS
 from pit_engine.errors import UserError
 from pit_engine.methods import METHODS, build_method
@@ -48,14 +50,21 @@ class ComboBox(_WheelOnlyWhenFocused, QComboBox):
     pass
 
 
-def _setting_widget(kind: type) -> QWidget:
+class ListEdit(QLineEdit):
+    """A list setting (sizes, rates) as its TOML text, e.g. [1024, 512]."""
+
+
+def _setting_widget(kind) -> QWidget:
+    kind = {"bool": bool, "int": int, "float": float, "str": str}.get(kind, kind)
     if kind is bool:
         return QCheckBox()
     if kind is int:
-        return SpinBox(maximum=10_000_000)
+        return SpinBox(minimum=-1, maximum=2 ** 31 - 1)
     if kind is float:
-        return DoubleSpinBox(decimals=6, maximum=1000.0, singleStep=0.001)
-    return QLineEdit()
+        return DoubleSpinBox(decimals=6, maximum=1e6, singleStep=0.001)
+    if kind is str:
+        return QLineEdit()
+    return ListEdit()  # list[int] and the like
 
 
 def _path_row(edit: QLineEdit, pick, *extra) -> QWidget:
@@ -116,9 +125,13 @@ class ConfigForm(QWidget):
             labels = getattr(cls.Config, "FORM", None) or {
                 f.name: f.name.replace("lambda_", "λ ").replace("_", " ") for f in dataclasses.fields(cls.Config)}
             kinds = {f.name: f.type for f in dataclasses.fields(cls.Config)}
-            for key, label in labels.items():
-                kind = {"bool": bool, "int": int, "float": float}.get(kinds[key], kinds[key])
-                widget = self.fields[f"method.{name}.{key}"] = _setting_widget(kind)
+            docs = field_docs(cls.Config)
+            rest = {key: key.replace("lambda_", "λ ").replace("_", " ") for key in kinds if key not in labels}
+            for i, (key, label) in enumerate({**labels, **rest}.items()):
+                if i == len(labels) and rest:
+                    form_p.addRow(QLabel("<i>more settings</i>"))
+                widget = self.fields[f"method.{name}.{key}"] = _setting_widget(kinds[key])
+                widget.setToolTip(f"method.{name}.{key}" + (f": {docs[key]}" if key in docs else ""))
                 if isinstance(widget, QCheckBox):
                     widget.setText(label)
                     form_p.addRow(widget)
@@ -154,8 +167,34 @@ class ConfigForm(QWidget):
                            ("train.channels_last", ""), ("train.seed", "Seed"), ("train.health_every", "Health every")):
             form_t.addRow(label, self.fields[key])
 
+        advanced = QGroupBox("Advanced: every other key")
+        advanced.setCheckable(True)  # unticked: folded away
+        advanced.setChecked(False)
+        inner = QWidget()
+        form_a = QFormLayout(inner)
+        advanced.setLayout(QVBoxLayout())
+        advanced.layout().addWidget(inner)
+        advanced.toggled.connect(inner.setVisible)
+        inner.setVisible(False)
+        for section, cls in section_classes().items():
+            if section.startswith("method."):
+                continue
+            docs = field_docs(cls)
+            for f in dataclasses.fields(cls):
+                key = f"{section}.{f.name}"
+                if key in self.fields:
+                    continue
+                widget = self.fields[key] = _setting_widget(f.type)
+                widget.setToolTip(key + (f": {docs[f.name]}" if f.name in docs else ""))
+                if isinstance(widget, QCheckBox):
+                    widget.setText(key)
+                    form_a.addRow(widget)
+                else:
+                    form_a.addRow(key, widget)
+        self.advanced = advanced
+
         layout = QVBoxLayout(self)
-        for group in (data, model, method, train):
+        for group in (data, model, method, train, advanced):
             layout.addWidget(group)
         layout.addStretch(1)
         for widget in self.fields.values():
@@ -177,6 +216,8 @@ class ConfigForm(QWidget):
                     widget.addItem(str(value), value)
                     index = widget.count() - 1
                 widget.setCurrentIndex(index)
+            elif isinstance(widget, ListEdit):
+                widget.setText(tomli_w.dumps({"v": value}).split("=", 1)[1].strip())
             elif isinstance(widget, QLineEdit):
                 widget.setText(str(value))
             elif isinstance(widget, QCheckBox):
@@ -192,6 +233,12 @@ class ConfigForm(QWidget):
             if isinstance(widget, QComboBox):
                 data = widget.currentData()
                 table[name] = data if data is not None else widget.currentText()
+            elif isinstance(widget, ListEdit):
+                try:
+                    table[name] = tomllib.loads(f"v = {widget.text().strip() or '[]'}")["v"]
+                except tomllib.TOMLDecodeError:
+                    raise UserError(f"'{self.label(key)}' ({key}) is not a list", "the training form",
+                                    "write it like [1024, 512]") from None
             elif isinstance(widget, QLineEdit):
                 table[name] = widget.text().strip()
             elif isinstance(widget, QCheckBox):

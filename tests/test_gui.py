@@ -758,3 +758,28 @@ def test_frame_filters_show_the_frames_that_match(window, qtbot):
         view.list.setCurrentItem(view.items[shown[0]])
         view.step(1)
         assert view.current == shown[1]
+
+
+def test_every_config_key_is_in_the_form_with_its_documentation(qtbot):
+    import dataclasses
+
+    from pit_engine.config import section_classes
+    from pit_gui.config_form import ConfigForm
+
+    form = ConfigForm()
+    qtbot.addWidget(form)
+    keys = {f"{section}.{f.name}" for section, cls in section_classes().items() for f in dataclasses.fields(cls)}
+    assert keys <= set(form.fields)  # generated from the schema: a new key appears by itself
+    assert "horizon" in form.fields["train.poly_iterations"].toolTip()
+    assert "support" in form.fields["method.pit.gwrp_support"].toolTip()
+    for preset in ("demo.toml", "gta5_to_cityscapes.toml", "synthia_to_cityscapes.toml"):
+        config = Config.load(resource(preset))
+        form.set_config(config)
+        assert form.config().to_dict() == config.to_dict(), preset  # every value survives the form
+    form.fields["data.crop"].setText("[512, 256]")
+    form.fields["method.pit.tau_hi"].setValue(0.6)
+    config = form.config()
+    assert config.data.crop == [512, 256] and config.method.pit.tau_hi == 0.6
+    form.fields["data.crop"].setText("[512, ")
+    with pytest.raises(Exception, match="not a list"):
+        form.config()
