@@ -81,6 +81,7 @@ class TrainConfig:
     health_frames: int = 16
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3
+    tensorboard: bool = False  # also write TensorBoard event files to RUN/tensorboard (pip install 'pit-studio[tensorboard]')
 
 
 @dataclass

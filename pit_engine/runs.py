@@ -15,6 +15,24 @@ class RunWriter:
 
     def __init__(self, path: Path, main: bool = True):
         self.path, self.main = Path(path), main
+        self.board = None  # a TensorBoard SummaryWriter, when the run asks for one
+
+    def open_tensorboard(self) -> None:
+        """TensorBoard event files in RUN/tensorboard beside metrics.jsonl, for the tools people
+        already watch cluster runs with (`tensorboard --logdir RUN`)."""
+        if not self.main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("train.tensorboard needs the tensorboard package", "train.tensorboard",
+                            "pip install 'pit-studio[tensorboard]', or set train.tensorboard = false") from None
+        self.board = SummaryWriter(str(self.path / "tensorboard"))
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
 
     def create(self, config) -> None:
         """A new run: never over one that holds checkpoints."""
@@ -36,6 +54,9 @@ class RunWriter:
         if self.main:
             with open(self.path / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if self.board is not None:
+                for tag, value in board_scalars(record):
+                    self.board.add_scalar(tag, value, record["iteration"])
 
     def checkpoint(self, iteration: int, state: dict, keep: int) -> Path:
         """Written atomically; only the newest `keep` stay."""
@@ -121,3 +142,17 @@ class MetricsReader:
             if isinstance(record, dict) and "iteration" in record:
                 records.append(record)
         return records
+
+
+def board_scalars(record: dict) -> list[tuple[str, float]]:
+    """A metrics record's scalars as TensorBoard tags: loss/seg, lr, eval/mIoU19, health/mean_iou."""
+    kind = record.get("kind")
+    if kind == "step":
+        return [("lr" if k == "lr" else f"loss/{k}", float(v)) for k, v in record.items()
+                if k not in ("kind", "iteration") and isinstance(v, (int, float))]
+    if kind == "eval":
+        return [(f"eval/{k}", float(v)) for k, v in (record.get("miou") or {}).items() if v is not None]
+    if kind == "health":
+        return [(f"health/{k}", float(v)) for k, v in record.items()
+                if (k.startswith("mean_") or k == "pl_coverage") and isinstance(v, (int, float))]
+    return []

@@ -85,6 +85,7 @@ class Trainer:
                                 self.iteration, None if error else traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
+            self.out.close()
         if self.unknown_ids["frames"]:
             self._warn(f"warning: {self.unknown_ids['frames']} frame draw(s) of this process held label ids the data "
                        f"set does not define ({self.unknown_ids['pixels']:,d} pixels), read as ignore")
@@ -151,6 +152,8 @@ class Trainer:
             self._restore()
         else:
             self.out.create(cfg)
+        if cfg.train.tensorboard:
+            self.out.open_tensorboard()
         self.out.event(f"started at iteration {self.iteration} on {self.device}, method {cfg.method.name}"
                         + (f", torch.compile cache {compile_cache()}" if cfg.train.compile else ""))
         pin, t = self.device.type == "cuda", cfg.train

@@ -277,3 +277,33 @@ def test_odd_source_labels_run_through_as_ignore(tiny_demo, tmp_path):
     assert "holds ids the data set does not define" in log
     width = label.shape[1]
     assert f"6 frame draw(s) of this process held label ids the data set does not define ({60 * width:,d} pixels)" in log
+
+
+def test_a_run_can_also_write_tensorboard_event_files(tiny_demo, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_config(tiny_demo, train={"tensorboard": True, "health_every": 3, "health_frames": 2})
+    finished, _ = run(config, tmp_path / "run")
+    assert finished.reason == "done", finished.message
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    tags = set(board.Tags()["scalars"])
+    assert {"loss/seg", "loss/cls", "lr", "eval/mIoU19", "health/mean_iou"} <= tags
+    seg = [e.value for e in board.Scalars("loss/seg")]
+    assert seg == pytest.approx([losses["seg"] for _, losses in step_losses(tmp_path / "run")])
+
+
+def test_tensorboard_without_the_package_is_one_line(tiny_demo, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("TensorBoard logging requires TensorBoard")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    finished, _ = run(tiny_config(tiny_demo, train={"tensorboard": True}), tmp_path / "run")
+    assert finished.reason == "failed"
+    assert finished.message == ("error: train.tensorboard needs the tensorboard package (train.tensorboard) — "
+                                "pip install 'pit-studio[tensorboard]', or set train.tensorboard = false")
