@@ -18,7 +18,8 @@ MIOU = "mIoU"
 UNSMOOTHED = (MIOU, "lr")  # evaluations (few points) and the learning rate (a schedule, not noise)
 COLUMNS = 3
 MAIN_COLOUR = (70, 160, 255)
-REFERENCE_COLOUR = (255, 150, 60)
+REFERENCE_COLOURS = ((255, 150, 60), (120, 220, 120), (230, 110, 200), (240, 220, 80), (150, 150, 255),
+                     (120, 220, 230))  # compared runs, in the order they were added
 REDRAW_MS = 50  # curves are redrawn at most ~20 times a second
 
 
@@ -88,8 +89,9 @@ class LossPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.beta = 0.6
-        self.series: dict[str, dict[str, Series]] = {"main": {}, "reference": {}}
-        self.names = {"main": "", "reference": ""}
+        # runs by key: "main" (this run), then one "ref<N>" per compared run, in the order they came
+        self.series: dict[str, dict[str, Series]] = {"main": {}}
+        self.names = {"main": ""}
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.hidden: set[str] = set()
@@ -112,7 +114,7 @@ class LossPlots(QWidget):
         self.compare_button = QToolButton(text="Compare with run…")
         self.compare_button.clicked.connect(self.compare_requested)
         self.clear_compare_button = QToolButton(text="Clear comparison")
-        self.clear_compare_button.clicked.connect(lambda: self.set_reference([], ""))
+        self.clear_compare_button.clicked.connect(self.clear_references)
         self.clear_compare_button.setEnabled(False)
         self.export_button = QToolButton(text="Export…", toolTip="Save the plots as PNG or SVG, or every curve's "
                                                                  "points as CSV")
@@ -183,21 +185,44 @@ class LossPlots(QWidget):
             longest = max((series.n for run in self.series.values() for series in run.values()), default=0)
             self._timer.start(min(1000, max(REDRAW_MS, longest // 10)))
 
+    def add_reference(self, records: list[dict], name: str) -> str:
+        """Another run's curves over this one's, dashed in a colour of its own; any number of them.
+        The x range grows to the longest run."""
+        run = f"ref{len(self.series)}"  # ref1, ref2, ...: the main run is the first series
+        self.series[run] = {}
+        self.names[run] = name
+        self.clear_compare_button.setEnabled(True)
+        if records:  # a run longer than this one's announced length turns the x range to follow the data
+            self.add_records(records, run)
+        self._rebuild()
+        return run
+
     def set_reference(self, records: list[dict], name: str) -> None:
-        self.series["reference"] = {}
-        self.names["reference"] = name
-        self.clear_compare_button.setEnabled(bool(records))
+        """The compared runs replaced by this one (none when `records` is empty)."""
+        self.clear_references()
         if records:
-            self.add_records(records, "reference")
+            self.add_reference(records, name)
+
+    def clear_references(self) -> None:
+        for run in [r for r in self.series if r != "main"]:
+            for term in self.series[run]:
+                curves = self.curves.pop((run, term), None)
+                for curve in curves or ():
+                    curve.getViewBox() and curve.getViewBox().removeItem(curve)
+            del self.series[run], self.names[run]
+        self.clear_compare_button.setEnabled(False)
         self._rebuild()
 
+    def colour(self, run: str):
+        return MAIN_COLOUR if run == "main" else REFERENCE_COLOURS[(int(run[3:]) - 1) % len(REFERENCE_COLOURS)]
+
     def terms(self) -> list[str]:
-        found = list(dict.fromkeys(list(self.series["main"]) + list(self.series["reference"])))
+        found = list(dict.fromkeys(term for run in self.series.values() for term in run))
         order = {t: i for i, t in enumerate((*loss_terms(), MIOU, "lr"))}
         return sorted(found, key=lambda t: (order.get(t, 50), t))
 
     def points(self, term: str, run: str = "main") -> tuple[list[int], list[float]]:
-        series = self.series[run].get(term)
+        series = self.series.get(run, {}).get(term)
         return (series.x.astype(int).tolist(), series.y.tolist()) if series else ([], [])
 
     # display ---------------------------------------------------------------------------------
@@ -241,13 +266,13 @@ class LossPlots(QWidget):
         have = bool(self.terms())
         self.graphics.setVisible(have)
         self.empty.setVisible(not have)
-        main, ref = self.names["main"], self.names["reference"]
-        key = f"<span style='color:rgb{MAIN_COLOUR}'>━ {main or 'this run'}</span>"
-        if self.series["reference"]:
-            key += f"&nbsp;&nbsp;<span style='color:rgb{REFERENCE_COLOUR}'>╍ {ref}</span>"
+        key = f"<span style='color:rgb{MAIN_COLOUR}'>━ {self.names['main'] or 'this run'}</span>"
+        for run in self.series:
+            if run != "main":
+                key += f"&nbsp;&nbsp;<span style='color:rgb{self.colour(run)}'>╍ {self.names[run]}</span>"
         self.key.setText(key)
         for (run, term), (raw, smooth) in self.curves.items():
-            if term not in self.series[run]:
+            if term not in self.series.get(run, {}):
                 raw.setData([], [])
                 smooth.setData([], [])
         self._dirty |= {(run, term) for run in self.series for term in self.series[run]}
@@ -266,7 +291,7 @@ class LossPlots(QWidget):
     def _curves(self, run: str, term: str):
         if (run, term) not in self.curves:
             plot = self.plots.get(term) or self._new_plot(term)
-            colour = MAIN_COLOUR if run == "main" else REFERENCE_COLOUR
+            colour = self.colour(run)
             style = Qt.SolidLine if run == "main" else Qt.DashLine
             symbol = "o" if term == MIOU else None
             faint = term not in UNSMOOTHED  # raw values under their smoothed curve
@@ -278,7 +303,7 @@ class LossPlots(QWidget):
 
     def _redraw(self) -> None:
         for run, term in self._dirty:
-            series = self.series[run].get(term)
+            series = self.series.get(run, {}).get(term)  # a compared run cleared meanwhile: nothing
             if series is None:
                 continue
             raw, smooth = self._curves(run, term)
@@ -306,15 +331,15 @@ class LossPlots(QWidget):
     def value_at(self, term: str, iteration: float) -> str:
         """The logged values of a term nearest an iteration, per run: what hovering shows."""
         parts = []
-        for run, colour in (("main", MAIN_COLOUR), ("reference", REFERENCE_COLOUR)):
-            series = self.series[run].get(term)
+        for run in self.series:
+            colour, series = self.colour(run), self.series[run].get(term)
             if series is None or not series.n:
                 continue
             i = int(np.clip(np.searchsorted(series.x, iteration), 0, series.n - 1))
             if i and abs(series.x[i - 1] - iteration) <= abs(series.x[i] - iteration):
                 i -= 1
             smooth = "" if term in UNSMOOTHED else f" (smoothed {series.smooth[i]:.4g})"
-            name = self.names[run] or ("this run" if run == "main" else "compared run")
+            name = self.names[run] or "this run"
             parts.append(f"<span style='color:rgb{colour}'>{name}</span>: {term} {series.y[i]:.4g}{smooth} "
                          f"at iteration {int(series.x[i])}")
         return " · ".join(parts)

@@ -379,7 +379,7 @@ class MainWindow(QMainWindow):
             self.show_error(UserError("not a run directory", run_dir, "choose a folder holding metrics.jsonl").line())
             return
         self.run_task(f"reading {run_dir.name}", lambda progress: MetricsReader(run_dir).read(),
-                      lambda records: self.train_view.plots.set_reference(records, run_dir.name))
+                      lambda records: self.train_view.plots.add_reference(records, run_dir.name))
 
     def ask_export_plots(self):
         path, _ = QFileDialog.getSaveFileName(self, "Export the plots", str(Path(self.last_dir()) / "curves.png"),

@@ -162,13 +162,24 @@ def test_open_run_replays_and_follows(window, qtbot, tiny_demo, tmp_path):
 
 
 def test_compare_run_overlays_curves(window, qtbot, tiny_demo, tmp_path):
-    for name in ("a", "b"):
-        Trainer(tiny_config(tiny_demo, train={"seed": ord(name)}), tmp_path / name, log=lambda *_: None).run()
+    # any number of runs over this one, each in a colour of its own, the x range fitting the longest
+    for name, iterations in (("a", 6), ("b", 6), ("c", 9)):
+        Trainer(tiny_config(tiny_demo, train={"seed": ord(name), "iterations": iterations}), tmp_path / name,
+                log=lambda *_: None).run()
     window.open_path(tmp_path / "a")
-    window.compare_run(tmp_path / "b")
     plots = window.train_view.plots
-    qtbot.waitUntil(lambda: len(plots.points("seg", "reference")[0]) == 6, timeout=WAIT_MS)
-    assert plots.points("seg", "reference")[1] != plots.points("seg")[1]
+    qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == 6, timeout=WAIT_MS)
+    window.compare_run(tmp_path / "b")
+    qtbot.waitUntil(lambda: len(plots.points("seg", "ref1")[0]) == 6, timeout=WAIT_MS)
+    window.compare_run(tmp_path / "c")
+    qtbot.waitUntil(lambda: len(plots.points("seg", "ref2")[0]) == 9, timeout=WAIT_MS)
+    assert len(plots.points("seg", "ref1")[0]) == 6
+    assert plots.points("seg", "ref1")[1] != plots.points("seg")[1]
+    assert "b</span>" in plots.key.text() and "c</span>" in plots.key.text() and plots.colour("ref1") != plots.colour("ref2")
+    qtbot.waitUntil(lambda: plots.plots["seg"].vb.viewRange()[0][1] >= 9, timeout=5000)  # the longest run fits
+    assert "c</span>: seg" in plots.value_at("seg", 9) and "at iteration 9" in plots.value_at("seg", 9)
+    plots.clear_compare_button.click()
+    assert set(plots.series) == {"main"} and "c</span>" not in plots.key.text()
 
 
 def test_frame_class_opacity_visibility(window, qtbot):
