@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
@@ -30,6 +30,7 @@ FILTERS = ("all frames", "ground truth holds the class", "A or B predicts the cl
 SORTS = ("name", "adapted mIoU, worst first", "adapted mIoU, best first", "gain, worst first",
          "gain, best first")
 THIRD = ("ground truth", "who is right / difference")
+LAYOUTS = ("auto", "one row", "two rows")
 REGION_MODES = ("cyan seeds + grown region", "CAM heat map")
 PATH_ROLE = Qt.UserRole
 
@@ -131,18 +132,23 @@ class InspectView(QWidget):
         self.chart = CategoryChart()
         upper, lower = QWidget(), QWidget()
         self.pivot_row = lower  # the pivot's panels: shown only for models that have a pivot
-        self.hosts = []
-        for row, items in ((upper, ((self.panel_a, 1), (self.panel_b, 1), (self.panel_c, 1))),
-                           (lower, ((self.panel_regions, 1), (self.chart, 2)))):
-            box = QHBoxLayout(row)
-            box.setContentsMargins(0, 0, 0, 0)
-            box.setSpacing(2)
-            for item, stretch in items:
-                host = _host(item)
-                self.hosts.append(host)
-                box.addWidget(host, stretch)
+        self.hosts = [_host(item) for item in (self.panel_a, self.panel_b, self.panel_c, self.panel_regions,
+                                                self.chart)]
+        self.grid = QGridLayout(upper)  # A, B, third: one row, or two rows for wide frames
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        self.rows = 0
+        box = QHBoxLayout(lower)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addWidget(self.hosts[3], 1)
+        box.addWidget(self.hosts[4], 2)
         self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
-        link(self.panels)
+        # A, B and the third panel: one shape, one view. The regions panel has another shape and stays
+        # apart: pyqtgraph links views at one scale, so linking it shrank the frames the others draw
+        link(self.panels[:3])
+        self.arrange(1)
+        upper.installEventFilter(self)  # auto layout follows the space the panels have
         self.focused: int | None = None  # focus mode: which of A, B and the third panel fills the view
         self._pivots_shown = False
         # under the panels: what A, B and the ground truth say at the cursor
@@ -150,8 +156,11 @@ class InspectView(QWidget):
         self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)  # long text never resizes the panels
         for host, panel in zip(self.hosts, self.panels):
             host.scene().sigMouseMoved.connect(lambda pos, p=panel: self._hover(p, pos))
-        for panel in self.panels[:3]:  # a focused panel stays fitted as the window and its layout settle
+        # fitted panels stay fitted as the window and the layout change, until the user zooms or pans
+        self._fitted = True
+        for panel in self.panels:
             panel.vb.sigResized.connect(lambda _vb, p=panel: self._refit(p))
+            panel.vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "_fitted", False))
 
         # controls
         self.model_labels = {w: QLabel("–", wordWrap=True) for w in ("a", "b")}
@@ -180,6 +189,11 @@ class InspectView(QWidget):
         fd.addRow("Opacity", self.opacity)
         fd.addRow(self.boundaries)
         fd.addRow("Third panel", self.third)
+        self.layout_choice = QComboBox(toolTip="Auto: two rows for frames twice as wide as tall or wider "
+                                               "(Cityscapes' 2:1), so that each is drawn twice as large")
+        self.layout_choice.addItems(LAYOUTS)
+        self.layout_choice.currentIndexChanged.connect(lambda _i: self._auto_arrange())
+        fd.addRow("Panels", self.layout_choice)
 
         legend = QGroupBox("Classes (untick to hide)")
         fl = QVBoxLayout(legend)
@@ -251,6 +265,9 @@ class InspectView(QWidget):
         centre = QSplitter(Qt.Vertical)
         centre.addWidget(framed)
         centre.addWidget(lower)
+        centre.setStretchFactor(0, 3)  # the compared panels over the pivot's panels, neither collapsed
+        centre.setStretchFactor(1, 2)
+        centre.setSizes([540, 360])
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(browser)
         self.splitter.addWidget(centre)
@@ -449,6 +466,45 @@ class InspectView(QWidget):
     def alpha(self) -> float:
         return self.opacity.value() / 100
 
+    # layout --------------------------------------------------------------------------------------
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Resize and watched is self.grid.parentWidget():
+            self._auto_arrange()
+        return False
+
+    def arrange(self, rows: int) -> None:
+        """A, B and the third panel in one row, or A and B above the third (wide frames)."""
+        if rows == self.rows:
+            return
+        for host in self.hosts[:3]:
+            self.grid.removeWidget(host)
+        spots = ((0, 0), (0, 1), (0, 2)) if rows == 1 else ((0, 0), (0, 1), (1, 0))
+        for host, (r, c) in zip(self.hosts[:3], spots):
+            self.grid.addWidget(host, r, c)
+        for i in range(3):
+            self.grid.setColumnStretch(i, 1 if rows == 1 or i < 2 else 0)
+            self.grid.setRowStretch(i, 1 if i < rows else 0)
+        self.rows = rows
+
+    def _auto_arrange(self) -> None:
+        """Auto: whichever of one row or two rows draws the frame larger in the space there is."""
+        choice, r = self.layout_choice.currentIndex(), self.result()
+        rows = {1: 1, 2: 2}.get(choice)
+        if rows is None:
+            area = self.grid.parentWidget()
+            aspect = r.image.shape[1] / r.image.shape[0] if r is not None else 2.0
+            width, height = max(area.width(), 1), max(area.height(), 1)
+            drawn = {n: min(width / (3 if n == 1 else 2), height / n * aspect) for n in (1, 2)}
+            rows = 2 if drawn[2] > drawn[1] * 1.05 else 1
+        if rows != self.rows:
+            self.arrange(rows)
+            QTimer.singleShot(0, self.fit)
+
+    def fit(self) -> None:
+        """The frame fitted to its panel (Ctrl+0); it stays fitted until the next zoom."""
+        self._fitted = True
+        self.panels[self.focused if self.focused is not None else 0].vb.autoRange(padding=0)
+
     # focus mode and the readout -------------------------------------------------------------------
     def set_focus(self, which: int | None) -> None:
         """One of A (0), B (1) and the third panel (2) fills the view, fitted; None: all of them."""
@@ -456,14 +512,15 @@ class InspectView(QWidget):
         for i, host in enumerate(self.hosts[:3]):
             host.setVisible(which is None or i == which)
         # a hidden panel keeps its old size, and a view linked to it (aspect locked) would keep its range
-        for panel in self.panels[1:]:
+        for panel in self.panels[1:3]:
             panel.vb.setXLink(self.panels[0].vb if which is None else None)
             panel.vb.setYLink(self.panels[0].vb if which is None else None)
         self.pivot_row.setVisible(self._pivots_shown and which is None)
         QTimer.singleShot(0, lambda: self.panels[which if which is not None else 0].vb.autoRange(padding=0))
 
     def _refit(self, panel) -> None:
-        if self.focused is not None and panel is self.panels[self.focused] and panel.array is not None:
+        shown = (self.panels[self.focused if self.focused is not None else 0], self.panel_regions)
+        if panel in shown and panel.array is not None and (self._fitted or self.focused is not None):
             panel.vb.autoRange(padding=0)
 
     def toggle_focus(self) -> None:
@@ -508,6 +565,7 @@ class InspectView(QWidget):
         r = self.result()
         if r is None:
             return
+        self._auto_arrange()
         self.render_panels()
         names = self._names()
         pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (r.a, r.b))

@@ -147,8 +147,7 @@ class MainWindow(QMainWindow):
         self._action(view, "Next frame", lambda: self.inspect_view.step(1), "PgDown")
         self._action(view, "Previous frame", lambda: self.inspect_view.step(-1), "PgUp")
         self._action(view, "Toggle class boundaries", self.inspect_view.boundaries.toggle, "Ctrl+B")
-        self._action(view, "Fit to panel (reset zoom)", lambda: self.inspect_view.panel_a.vb.autoRange(padding=0),
-                     "Ctrl+0")
+        self._action(view, "Fit to panel (reset zoom)", lambda: self.inspect_view.fit(), "Ctrl+0")
         view.addSeparator()
         self._action(view, "Focus: one panel fills the view", self._toggle_focus, "F")
         self._action(view, "Focus: flip A → B → third panel", lambda: self._focus_flip(1), "Space")
