@@ -147,7 +147,6 @@ def checkpoint_method(state: dict, where):
     return method
 
 
-
 def import_published(weights, out, backbone: str = "resnet101", method: str = "source_only", name: str = "",
                      overrides=(), log=print) -> Path:
     """A trained DeepLab-format model (AdaptSegNet's or ADVENT's published GTA5 -> Cityscapes and
@@ -164,8 +163,8 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
 
     weights, out = Path(weights), Path(out)
     state = _load_state(weights)
-    heads = {layer: v for layer in ("layer5", "layer6") for k, v in state.items()
-             if k == f"{layer}.conv2d_list.0.weight"}
+    heads = {layer: state[f"{layer}.conv2d_list.0.weight"] for layer in ("layer5", "layer6")
+             if f"{layer}.conv2d_list.0.weight" in state}
     if weights_origin(state) != "deeplab" or not heads or any(k.startswith("Scale.") for k in state):
         raise UserError("the file holds no trained DeepLab segmentation model (layer5 / layer6 classifiers)", weights,
                         "an initialisation file goes to model.weights for training; import trained models only")
