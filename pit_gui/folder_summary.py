@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QVBoxLayout,
+                               QWidget)
 
 from pit_engine.classes import CITYSCAPES_CLASSES, NUM_CLASSES
 from pit_engine.pit_ops import PRESENT
+from pit_gui.tables import fill_table
 
 COLUMNS = ("class", "IoU A", "IoU B", "Δ", "pivot P / R A", "pivot P / R B")
 
@@ -140,18 +140,12 @@ class FolderSummary(QWidget):
             if a is None and b is None:
                 continue
             rows.append((name, a, b, pivots[0], pivots[1], c))
-        self.table.setRowCount(len(rows))
-        for i, (name, a, b, pa, pb, c) in enumerate(rows):
+        cells = []
+        for name, a, b, pa, pb, c in rows:
             delta = None if a is None or b is None else b - a
-            cells = [name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}",
-                     _quality(pa, c), _quality(pb, c)]
-            for j, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if j == 3 and delta:
-                    item.setForeground(QColor(60, 190, 100) if delta > 0 else QColor(230, 80, 70))
-                if j:
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                self.table.setItem(i, j, item)
+            cells.append(([name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}",
+                           _quality(pa, c), _quality(pb, c)], delta))
+        fill_table(self.table, cells)
         matrix = self.totals.matrix(self.which.currentIndex())
         if matrix is None:
             self.image.clear()

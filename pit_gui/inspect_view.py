@@ -15,13 +15,14 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView,
                                QLabel, QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider,
-                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QSplitter, QTableWidget, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
 from pit_engine.compare import OUTCOME_COLOURS
 from pit_engine.export import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
 from pit_gui.panels import CategoryChart, ImagePanel, link
+from pit_gui.tables import fill_table
 from pit_gui.workers import FrameResult
 
 CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
@@ -632,17 +633,11 @@ class InspectView(QWidget):
             rows.append(("mIoU", r.miou("a"), r.miou("b")))
         else:
             rows.append(("no ground truth for this frame", None, None))
-        self.table.setRowCount(len(rows))
-        for i, (name, a, b) in enumerate(rows):
+        cells = []
+        for name, a, b in rows:
             delta = None if a is None or b is None or a != a or b != b else b - a
-            cells = [name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}"]
-            for j, text in enumerate(cells):
-                cell = QTableWidgetItem(text)
-                if j == 3 and delta:
-                    cell.setForeground(QColor(60, 190, 100) if delta > 0 else QColor(230, 80, 70))
-                if j:
-                    cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                self.table.setItem(i, j, cell)
+            cells.append(([name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}"], delta))
+        fill_table(self.table, cells)
 
     # export ------------------------------------------------------------------------------------
     def view_image(self) -> np.ndarray | None:
