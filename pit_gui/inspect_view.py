@@ -51,20 +51,6 @@ def _host(item) -> pg.GraphicsLayoutWidget:
     return host
 
 
-def _facts(result) -> dict:
-    """What the frame filters ask of a scored frame, kept after its arrays leave the cache."""
-    preds = [p for p in (result.a, result.b) if p is not None]
-    predicted = set().union(*(np.unique(p.classes).tolist() for p in preds)) if preds else set()
-    truth = set(np.flatnonzero(result.truth_present).tolist()) if result.truth_present is not None else set()
-    wrong = set()
-    if result.truth_present is not None:
-        for p in preds:
-            if p.has_pivot:  # present where the class is absent, or absent where it is there
-                wrong |= set(np.flatnonzero((p.pivot == 1) & ~result.truth_present).tolist())
-                wrong |= set(np.flatnonzero((p.pivot == 0) & result.truth_present).tolist())
-    return {"truth": truth, "predicted": predicted, "pivot_wrong": wrong}
-
-
 def _swatch(colour, text: str) -> str:
     """A coloured square and its meaning, for a panel title."""
     r, g, b = (int(v) for v in colour)
@@ -342,7 +328,7 @@ class InspectView(QWidget):
             _, old = self.cache.popitem(last=False)
             total -= old.nbytes
         self.scores[result.path] = (result.miou("a"), result.miou("b"))
-        self.facts[result.path] = _facts(result)
+        self.facts[result.path] = result.facts
         self.frame_scored.emit(result)
         item = self._item(result.path)
         if item is not None:

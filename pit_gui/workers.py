@@ -194,6 +194,7 @@ class FrameResult:
     scores: tuple  # per-image mIoU of a and b against the truth (None without truth or model)
     truth_present: np.ndarray | None  # C bools: the classes the ground truth holds
     matrices: tuple = (None, None)  # C x C confusion of a and of b against the truth (None without either)
+    facts: dict | None = None  # what the frame filters ask, kept after the arrays leave the cache
 
     @property
     def nbytes(self) -> int:
@@ -224,7 +225,24 @@ def frame_result(path: Path, generation: int, image, truth, a, b) -> FrameResult
             matrices = [c.matrix_a if c else None for c in alone]
     present = np.bincount(truth.ravel(), minlength=256)[:NUM_CLASSES] > 0 if truth is not None else None
     return FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image), tuple(scores), present,
-                       tuple(matrices))
+                       tuple(matrices), frame_facts(a, b, present))
+
+
+def frame_facts(a, b, truth_present) -> dict:
+    """The classes a frame's truth holds, either model predicts, and either pivot gets wrong
+    (present where absent, absent where there), as sets of class ids."""
+    preds = [p for p in (a, b) if p is not None]
+    predicted = set()
+    for p in preds:  # bincount, not np.unique: no sort of a full-resolution map
+        predicted |= set(np.flatnonzero(np.bincount(p.classes.ravel(), minlength=256)[:NUM_CLASSES]).tolist())
+    truth = set(np.flatnonzero(truth_present).tolist()) if truth_present is not None else set()
+    wrong = set()
+    if truth_present is not None:
+        for p in preds:
+            if p.has_pivot:
+                wrong |= set(np.flatnonzero((p.pivot == 1) & ~truth_present).tolist())
+                wrong |= set(np.flatnonzero((p.pivot == 0) & truth_present).tolist())
+    return {"truth": truth, "predicted": predicted, "pivot_wrong": wrong}
 
 
 def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
