@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QVBoxLayout,
                                QWidget)
 
@@ -16,34 +16,47 @@ from pit_engine.classes import CITYSCAPES_CLASSES, NUM_CLASSES
 from pit_engine.pit_ops import PRESENT
 from pit_gui.tables import fill_table
 
-COLUMNS = ("class", "IoU A", "IoU B", "Δ", "pivot P / R A", "pivot P / R B")
+REFRESH_MS = 300  # a folder scored in the background redraws the table a few times a second, not per frame
 
 
 class FolderTotals:
-    """Sums over frames: confusion matrices and pivot counts (hits, said present, truly present)."""
+    """Per model, sums over frames: confusion matrices and pivot counts (hits, said present,
+    truly present). Each frame's counts are kept by path, so a frame scored again replaces its
+    old counts; the sums are kept up to date as frames come, so a frame costs the same however
+    many came before it."""
 
     def __init__(self):
-        self.frames: dict = {}  # path -> (matrices, pivot counts) of that frame
+        self.frames: dict = {}  # path -> (matrices, pivot counts) of that frame, one entry per model
+        self.sums: dict = {}  # ("matrix" | "pivot", model) -> summed counts
 
     def clear(self) -> None:
         self.frames.clear()
+        self.sums.clear()
 
     def add(self, result) -> None:
         if result.truth is None:
             return
         pivots = []
-        for p in (result.a, result.b):
+        truth = result.truth_present.astype(np.int64)
+        for p in result.preds:
             if p is None or not p.has_pivot:
                 pivots.append(None)
                 continue
             said = (p.pivot == PRESENT).astype(np.int64)
-            truth = result.truth_present.astype(np.int64)
             pivots.append(np.stack([said * truth, said, truth]))
+        if result.path in self.frames:
+            self._count(*self.frames[result.path], sign=-1)
         self.frames[result.path] = (result.matrices, pivots)
+        self._count(result.matrices, pivots, sign=1)
+
+    def _count(self, matrices, pivots, sign: int) -> None:
+        for kind, parts in (("matrix", matrices), ("pivot", pivots)):
+            for k, part in enumerate(parts):
+                if part is not None:
+                    self.sums[(kind, k)] = self.sums.get((kind, k), 0) + sign * part
 
     def matrix(self, k: int) -> np.ndarray | None:
-        parts = [m[k] for m, _ in self.frames.values() if m[k] is not None]
-        return np.sum(parts, axis=0) if parts else None
+        return self.sums.get(("matrix", k))
 
     def iou(self, k: int) -> np.ndarray | None:
         m = self.matrix(k)
@@ -56,10 +69,10 @@ class FolderTotals:
 
     def pivot_quality(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Per class, (precision, recall) of model k's pivot over the frames (NaN where undefined)."""
-        parts = [p[k] for _, p in self.frames.values() if p[k] is not None]
-        if not parts:
+        counts = self.sums.get(("pivot", k))
+        if counts is None:
             return None
-        hits, said, truth = np.sum(parts, axis=0).astype(np.float64)
+        hits, said, truth = counts.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return hits / said, hits / truth
 
@@ -68,17 +81,18 @@ class FolderSummary(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.totals = FolderTotals()
-        self.names = ("A", "B")
+        self.names: tuple = ()
+        self.pair = (0, 1)  # the models of panels A and B: the Δ column is B − A
         self.total_frames = 0
         self.info = QLabel()
         self.info.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table = QTableWidget(0, 1)
+        self.timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
+        self.timer.timeout.connect(self.refresh)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.which = QComboBox(toolTip="Whose confusion matrix")
-        self.which.addItems(["A", "B"])
         self.which.currentIndexChanged.connect(self.refresh)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground((30, 30, 34))
@@ -112,40 +126,52 @@ class FolderSummary(QWidget):
         self.refresh()
 
     # fed by the Inspect view -------------------------------------------------------------------
-    def reset(self, names=("A", "B"), total_frames: int = 0) -> None:
+    def reset(self, names=(), total_frames: int = 0) -> None:
         """New models or a new folder: nothing scored yet."""
         self.totals.clear()
         self.names, self.total_frames = tuple(names), total_frames
-        self.which.setItemText(0, self.names[0])
-        self.which.setItemText(1, self.names[1])
+        self.which.blockSignals(True)
+        self.which.clear()
+        self.which.addItems(list(self.names))
+        self.which.setCurrentIndex(max(0, min(self.pair[1], len(self.names) - 1)))
+        self.which.blockSignals(False)
+        self.refresh()
+
+    def set_pair(self, a: int, b: int) -> None:
+        self.pair = (a, b)
         self.refresh()
 
     def add(self, result) -> None:
         self.totals.add(result)
-        self.refresh()
+        if not self.timer.isActive():
+            self.timer.start()
 
     # display -----------------------------------------------------------------------------------
     def refresh(self) -> None:
-        counted = len(self.totals.frames)
-        self.info.setText(f"Over {counted} of {self.total_frames} frame(s) with ground truth scored so far; "
-                          f"A: {self.names[0]}, B: {self.names[1]}. Pivot precision / recall: of the state each "
-                          "model's pivot gives a class, against the classes the ground truth holds."
-                          if counted else "No frame with ground truth scored yet: open labelled frames (a "
-                                          "Cityscapes folder) in Inspect.")
-        ious = [self.totals.iou(k) for k in (0, 1)]
-        pivots = [self.totals.pivot_quality(k) for k in (0, 1)]
-        rows = []
-        for c, name in enumerate(CITYSCAPES_CLASSES[:NUM_CLASSES]):
-            a, b = (None if i is None or np.isnan(i[c]) else float(i[c]) for i in ious)
-            if a is None and b is None:
-                continue
-            rows.append((name, a, b, pivots[0], pivots[1], c))
+        self.timer.stop()
+        counted, names = len(self.totals.frames), self.names
+        a, b = self.pair
+        pair = (f"Δ: {names[b]} (B) − {names[a]} (A). " if max(a, b) < len(names) and min(a, b) >= 0 else "")
+        self.info.setText(f"Over {counted} of {self.total_frames} frame(s) with ground truth scored so far. {pair}"
+                          "Pivot precision / recall: of the state each model's pivot gives a class, against the "
+                          "classes the ground truth holds." if counted else
+                          "No frame with ground truth scored yet: open labelled frames (a Cityscapes folder) in "
+                          "Inspect.")
+        ious = [self.totals.iou(k) for k in range(len(names))]
+        pivots = {k: q for k in range(len(names)) if (q := self.totals.pivot_quality(k)) is not None}
+        header = ["class", *(f"IoU {n}" for n in names), "Δ (B − A)", *(f"pivot P / R {names[k]}" for k in pivots)]
+        self.table.setColumnCount(len(header))
+        self.table.setHorizontalHeaderLabels(header)
         cells = []
-        for name, a, b, pa, pb, c in rows:
-            delta = None if a is None or b is None else b - a
-            cells.append(([name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}",
-                           _quality(pa, c), _quality(pb, c)], delta))
-        fill_table(self.table, cells)
+        for c, name in enumerate(CITYSCAPES_CLASSES[:NUM_CLASSES]):
+            values = [None if i is None or np.isnan(i[c]) else float(i[c]) for i in ious]
+            if all(v is None for v in values):
+                continue
+            va, vb = (values[k] if 0 <= k < len(values) else None for k in (a, b))
+            delta = None if va is None or vb is None else vb - va
+            cells.append(([name, *map(_pct, values), "–" if delta is None else f"{100 * delta:+.1f}",
+                           *(_quality(q, c) for q in pivots.values())], delta))
+        fill_table(self.table, cells, delta_column=len(names) + 1)
         matrix = self.totals.matrix(self.which.currentIndex())
         if matrix is None:
             self.image.clear()

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy, QSlider,
+                               QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSlider,
                                QSplitter, QTableWidget, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
@@ -22,14 +22,15 @@ from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASS
 from pit_engine.compare import OUTCOME_COLOURS
 from pit_engine.export import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
 from pit_gui.panels import CategoryChart, ImagePanel, link
+from pit_gui.model_list import ModelList
 from pit_gui.tables import fill_table
 from pit_gui.workers import FrameResult
 
 CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
-FILTERS = ("all frames", "ground truth holds the class", "A or B predicts the class",
+FILTERS = ("all frames", "ground truth holds the class", "a model predicts the class",
            "a pivot is wrong about the class")
-SORTS = ("name", "adapted mIoU, worst first", "adapted mIoU, best first", "gain, worst first",
-         "gain, best first")
+SORTS = ("name", "B's mIoU, worst first", "B's mIoU, best first", "gain of B over A, worst first",
+         "gain of B over A, best first")
 THIRD = ("ground truth", "who is right / difference")
 LAYOUTS = ("auto", "one row", "two rows")
 REGION_MODES = ("cyan seeds + grown region", "CAM heat map")
@@ -66,7 +67,7 @@ class InspectView(QWidget):
     export_view_requested = Signal()
     export_folder_requested = Signal()
     open_folder_requested = Signal()
-    open_checkpoint_requested = Signal(str)  # "a" or "b"
+    open_checkpoint_requested = Signal(str)  # "a" or "b": the panel the new model fills
     frame_shown = Signal(str)  # the path, once its panels are drawn
     frame_scored = Signal(object)  # a FrameResult of the current models and folder (the folder summary's feed)
     scoring_reset = Signal(object, int)  # (model names, frames): new models or a new folder, nothing scored
@@ -78,12 +79,14 @@ class InspectView(QWidget):
         self.items: dict[Path, QListWidgetItem] = {}
         self.unreadable: set[Path] = set()  # frames the inference worker could not predict
         self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
-        self.scores: dict[Path, tuple[float | None, float | None]] = {}
+        self.scores: dict[Path, tuple] = {}  # per frame scored: each model's mIoU on it
         self.facts: dict[Path, dict] = {}  # per frame scored: which classes truth, predictions and pivots hold
         self.current: Path | None = None
         self.generation = 0
-        self.model_names = ("", "")
-        self.checkpoints = ("", "")
+        self.models = ModelList()  # every open model; two of them fill panels A and B
+        self.models.models_changed.connect(self._models_changed)
+        self.models.pair_changed.connect(self._pair_changed)
+        self.models.add_requested.connect(lambda: self.open_checkpoint_requested.emit("b"))
 
         # frame browser
         self.sort = QComboBox()
@@ -111,6 +114,10 @@ class InspectView(QWidget):
         b.addWidget(self.filter)
         b.addWidget(self.filter_class)
         b.addWidget(self.list, 1)
+        self.progress = QProgressBar(textVisible=True, format="scored %v of %m frames", visible=False,
+                                     toolTip="Every open model scores every frame in the background; sorting "
+                                             "and filtering use the frames scored so far")
+        b.addWidget(self.progress)
 
         # panels: each in its own widget, the three compared views in a row of equal stretch (linked
         # views with a locked aspect show the same region only when they have the same shape)
@@ -150,19 +157,13 @@ class InspectView(QWidget):
             panel.vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "_fitted", False))
 
         # controls
-        self.model_labels = {w: QLabel("–", wordWrap=True) for w in ("a", "b")}
-        models = QGroupBox("Models")
-        fm = QFormLayout(models)
-        for which, title in (("a", "Source-only"), ("b", "Adapted")):
-            row = QHBoxLayout()
-            row.addWidget(self.model_labels[which], 1)
-            button = QPushButton("…", maximumWidth=32, toolTip=f"Open the {title.lower()} checkpoint")
-            button.clicked.connect(lambda _=False, w=which: self.open_checkpoint_requested.emit(w))
-            row.addWidget(button)
-            fm.addRow(title, row)
+        models = QGroupBox("Models (pick which two fill panels A and B)")
+        fm = QVBoxLayout(models)
+        fm.addWidget(self.models)
         self.follow_training = QCheckBox("Follow the training run", checked=True,
-                                         toolTip="Each checkpoint the Train view saves becomes the adapted model")
-        fm.addRow(self.follow_training)
+                                         toolTip="Each checkpoint the Train view saves replaces that run's model "
+                                                 "and is shown in panel B")
+        fm.addWidget(self.follow_training)
 
         display = QGroupBox("Display")
         fd = QFormLayout(display)
@@ -211,16 +212,15 @@ class InspectView(QWidget):
         self.region_mode.addItems(REGION_MODES)
         self.region_mode.currentIndexChanged.connect(self.render_panels)
         self.region_model = QComboBox()
-        self.region_model.addItems(["adapted", "source-only"])
+        self.region_model.addItems(["panel B's model", "panel A's model"])
         self.region_model.currentIndexChanged.connect(self.render_panels)
         fr.addRow("Class", self.region_class)
         fr.addRow("Show", self.region_mode)
         fr.addRow("Model", self.region_model)
 
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["class", "source-only", "adapted", "Δ"])
+        self.table = QTableWidget(0, 2)  # class, one column per model, Δ (B − A)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setMinimumHeight(220)
 
@@ -267,30 +267,44 @@ class InspectView(QWidget):
 
     # models and frames -------------------------------------------------------------------------
     def set_models(self, checkpoint_a, checkpoint_b) -> None:
-        self.checkpoints = (str(checkpoint_a or ""), str(checkpoint_b or ""))
-        for which, ckpt in zip("ab", self.checkpoints):
-            self.model_labels[which].setText(Path(ckpt).name if ckpt else "–")
-            self.model_labels[which].setToolTip(ckpt)
-        self.generation = self.inference.set_models(*self.checkpoints)
+        """Replace every open model by these two (A and B)."""
+        a = 0 if checkpoint_a else -1
+        self.models.set_checkpoints([checkpoint_a, checkpoint_b], a, a + 1 if checkpoint_b else -1)
+
+    @property
+    def pair(self) -> tuple[int, int]:
+        return self.models.a, self.models.b
+
+    def _models_changed(self, checkpoints) -> None:
+        self.generation = self.inference.set_models(checkpoints)
+        self.inference.set_pair(*self.pair)
         self.cache.clear()
         self.scores.clear()
         self.facts.clear()
+        self._show_progress()
         self.status.emit("loading models…")
 
-    @Slot(int, str, str)
-    def on_models_loaded(self, generation: int, name_a: str, name_b: str) -> None:
+    @Slot(int, list)
+    def on_models_loaded(self, generation: int, names: list) -> None:
         if generation != self.generation:
             return
-        self.model_names = (name_a, name_b)
+        if not all(names):  # a checkpoint that failed to load (the window says why) leaves the list
+            self.models.set_names(names)  # and loads the others anew, as a new generation
+            return
+        self.models.set_names(names)
         self.scoring_reset.emit(tuple(self._names()), len(self.frames))
-        # a checkpoint that failed to load (the window said why) is not kept as if it were loaded
-        self.checkpoints = tuple(c if name else "" for c, name in zip(self.checkpoints, (name_a, name_b)))
-        for which, ckpt, name in zip("ab", self.checkpoints, (name_a, name_b)):
-            self.model_labels[which].setText(name if ckpt else "–")  # by run and method, not iter_0000400
         self._refresh_items()
         if self.current is not None:
             self.inference.request([self.current], urgent=True)
         self.inference.request(self.frames)
+
+    def _pair_changed(self, a: int, b: int) -> None:
+        """Other models in panels A and B: nothing is predicted again, only drawn and sorted."""
+        self.inference.set_pair(a, b)
+        self._refresh_items()
+        if self.sort.currentIndex():
+            self._sort()
+        self.render()
 
     def set_frames(self, paths: list[Path]) -> None:
         self.inference.forget()
@@ -313,6 +327,7 @@ class InspectView(QWidget):
         self._sort()
         self.scoring_reset.emit(tuple(self._names()), len(self.frames))
         self.inference.request(self.frames)
+        self._show_progress()
         if self.frames:
             self.list.setCurrentRow(0)
         self.status.emit(f"{len(self.frames)} frame(s)")
@@ -324,10 +339,12 @@ class InspectView(QWidget):
         self.cache[result.path] = result
         self.cache.move_to_end(result.path)
         total = sum(r.nbytes for r in self.cache.values())
-        while total > CACHE_BYTES and len(self.cache) > 1:
-            _, old = self.cache.popitem(last=False)
-            total -= old.nbytes
-        self.scores[result.path] = (result.miou("a"), result.miou("b"))
+        for path in list(self.cache):  # least recently used first; the frame shown stays
+            if total <= CACHE_BYTES:
+                break
+            if path != self.current and path != result.path:
+                total -= self.cache.pop(path).nbytes
+        self.scores[result.path] = result.scores
         self.facts[result.path] = result.facts
         self.frame_scored.emit(result)
         item = self._item(result.path)
@@ -338,6 +355,7 @@ class InspectView(QWidget):
             item.setHidden(not self._matches(result.path))
         if result.path == self.current:
             self.render()
+        self._show_progress()
         if len(self.scores) == len(self.frames):
             self.status.emit(f"{len(self.frames)} frame(s) predicted")
             if self.sort.currentIndex():
@@ -349,22 +367,35 @@ class InspectView(QWidget):
         if item is not None:
             item.setText(f"{path.name}\nunreadable")
             item.setForeground(QColor(230, 80, 70))
+        self._show_progress()
 
     def settled(self) -> int:
         """How many frames of the folder are predicted or found unreadable."""
         return len(self.scores) + len(self.unreadable)
+
+    def _show_progress(self) -> None:
+        """The background scoring's progress, shown while frames are left."""
+        total = len(self.frames)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(self.settled(), total))
+        self.progress.setVisible(bool(self.models.checkpoints) and self.settled() < total)
 
     def _item(self, path: Path) -> QListWidgetItem | None:
         return self.items.get(Path(path))
 
     def _item_text(self, path: Path) -> str:
         name = path.name.replace("_leftImg8bit", "")
-        a, b = self.scores.get(path, (None, None))
+        a, b = self._pair_scores(path)
         if a is not None and b is not None:
             return f"{name}\n{_pct(a)} → {_pct(b)} ({100 * (b - a):+.1f})"
         if b is not None or a is not None:
             return f"{name}\nmIoU {_pct(b if b is not None else a)}"
         return name
+
+    def _pair_scores(self, path: Path) -> tuple:
+        """The mIoU of panel A's and panel B's models on a frame (None: not scored, no truth)."""
+        scores = self.scores.get(path, ())
+        return tuple(scores[i] if 0 <= i < len(scores) else None for i in self.pair)
 
     def _refresh_items(self) -> None:
         for path, item in self.items.items():
@@ -374,7 +405,7 @@ class InspectView(QWidget):
         mode = self.sort.currentIndex()
 
         def key(path: Path):
-            a, b = self.scores.get(path, (None, None))
+            a, b = self._pair_scores(path)
             value = b if mode in (1, 2) else (b - a if a is not None and b is not None else None)
             if mode == 0:
                 return (0, 0.0, str(path))
@@ -525,9 +556,8 @@ class InspectView(QWidget):
         r = self.result()
         if r is None or not (0 <= y < r.image.shape[0] and 0 <= x < r.image.shape[1]):
             return ""
-        names = self._names()
         parts = [f"({x}, {y})"]
-        for name, pred in zip(names, (r.a, r.b)):
+        for name, pred in zip(self._pair_names(), self.pair_preds(r)):
             if pred is not None:
                 parts.append(f"{name}: {CITYSCAPES_CLASSES[pred.classes[y, x]]} {pred.confidence[y, x]:.2f}")
         if r.truth is not None:
@@ -545,7 +575,18 @@ class InspectView(QWidget):
         return self.cache.get(self.current) if self.current is not None else None
 
     def _names(self) -> list[str]:
-        return [n or default for n, default in zip(self.model_names, ("source-only", "adapted"))]
+        """Every open model's name, in the list's order."""
+        return [self.models.name(i) for i in range(len(self.models.checkpoints))]
+
+    def _pair_names(self) -> list[str]:
+        return [self.models.name(i) or which for i, which in zip(self.pair, ("A", "B"))]
+
+    def pair_preds(self, r: FrameResult) -> tuple:
+        """The predictions panels A and B show (None where the panel has no model)."""
+        return tuple(r.preds[i] if 0 <= i < len(r.preds) else None for i in self.pair)
+
+    def pair_comparison(self, r: FrameResult):
+        return r.comparison(*self.pair)
 
     def render(self) -> None:
         """The selected frame: its panels, category vectors and IoU table."""
@@ -554,12 +595,12 @@ class InspectView(QWidget):
             return
         self._auto_arrange()
         self.render_panels()
-        names = self._names()
-        pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (r.a, r.b))
+        names, (a, b) = self._pair_names(), self.pair_preds(r)
+        pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (a, b))
         # the pivot panels exist only for methods that have a pivot, and give way to a focused panel
         self.pivot_row.setVisible(pivots and self.focused is None)
         self.regions_box.setVisible(pivots)
-        self.chart.show_vectors([(names[0], r.a), (names[1], r.b)], r.truth_present)
+        self.chart.show_vectors([(names[0], a), (names[1], b)], r.truth_present)
         self._fill_table(r)
         self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
         self.frame_shown.emit(str(r.path))
@@ -573,17 +614,17 @@ class InspectView(QWidget):
 
         def draw(classes):
             return overlay.blend(r.image, classes, alpha, edges, visible)
-        names = self._names()
-        for panel, pred, name, which in ((self.panel_a, r.a, names[0], "a"), (self.panel_b, r.b, names[1], "b")):
-            score = r.miou(which)
-            title = f"{name}" + (f" · mIoU {_pct(score)}" if score is not None else "")
-            panel.show_image(draw(pred.classes) if pred is not None else None, title if pred else f"{name}: –")
+        names, preds, comparison = self._pair_names(), self.pair_preds(r), self.pair_comparison(r)
+        for panel, pred, name, score, which in zip((self.panel_a, self.panel_b), preds, names, self._pair_scores(r.path),
+                                                   "AB"):
+            title = f"{which} · {name}" + (f" · mIoU {_pct(score)}" if score is not None else "")
+            panel.show_image(draw(pred.classes) if pred is not None else None, title if pred else f"{which}: –")
         truth_view = self.third.currentIndex() == 0 and r.truth is not None
         if truth_view:
             self.panel_c.show_image(draw(r.truth), "ground truth")
-        elif r.comparison is not None:  # the picture's key goes in its title: it is on screen
-            _, picture = outcome_panel(r.image, r.comparison)
-            if r.comparison.outcome is not None:
+        elif comparison is not None:  # the picture's key goes in its title: it is on screen
+            _, picture = outcome_panel(r.image, comparison)
+            if comparison.outcome is not None:
                 labels = ("both right", f"only {names[0]}", f"only {names[1]}", "both wrong")
                 title = "who is right: " + " ".join(_swatch(colour, label)
                                                     for label, colour in zip(labels, OUTCOME_COLOURS))
@@ -594,8 +635,9 @@ class InspectView(QWidget):
         else:
             self.panel_c.show_image(r.image, "frame (no ground truth)" if r.truth is None else "frame")
 
-        with_pivot = [p for p in (r.b, r.a) if p is not None and p.has_pivot]  # the adapted model first
-        pred = r.b if (self.region_model.currentIndex() == 0 and r.b is not None) or r.a is None else r.a
+        a, b = preds
+        with_pivot = [p for p in (b, a) if p is not None and p.has_pivot]  # panel B's model first
+        pred = b if (self.region_model.currentIndex() == 0 and b is not None) or a is None else a
         pred = pred if pred in with_pivot else (with_pivot[0] if with_pivot else None)
         c = self.region_class.currentIndex()
         if pred is not None:
@@ -609,21 +651,25 @@ class InspectView(QWidget):
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
 
     def _fill_table(self, r: FrameResult) -> None:
+        """Per class, each open model's IoU on this frame, and the gain of B over A."""
+        names = self._names()
+        self.table.setColumnCount(len(names) + 2)
+        self.table.setHorizontalHeaderLabels(["class", *names, "Δ (B − A)"])
+        ia, ib = self.pair
+        have = [i for i in r.ious if i is not None]
         rows = []
-        if r.comparison is not None and r.comparison.iou_a is not None:
-            ia, ib = r.comparison.iou_a, r.comparison.iou_b
-            rows.append(("mIoU", r.comparison.miou_a, r.comparison.miou_b))
-            rows += [(CITYSCAPES_CLASSES[c], ia[c], ib[c]) for c in range(NUM_CLASSES)
-                     if not (math.isnan(ia[c]) and math.isnan(ib[c]))]
-        elif r.truth is not None:
-            rows.append(("mIoU", r.miou("a"), r.miou("b")))
+        if have:
+            rows.append(("mIoU", list(r.scores)))
+            rows += [(CITYSCAPES_CLASSES[c], [i[c] if i is not None else None for i in r.ious])
+                     for c in range(NUM_CLASSES) if not all(math.isnan(i[c]) for i in have)]
         else:
-            rows.append(("no ground truth for this frame", None, None))
+            rows.append(("no ground truth for this frame", [None] * len(names)))
         cells = []
-        for name, a, b in rows:
+        for name, values in rows:
+            a, b = (values[i] if 0 <= i < len(values) else None for i in (ia, ib))
             delta = None if a is None or b is None or a != a or b != b else b - a
-            cells.append(([name, _pct(a), _pct(b), "–" if delta is None else f"{100 * delta:+.1f}"], delta))
-        fill_table(self.table, cells)
+            cells.append(([name, *map(_pct, values), "–" if delta is None else f"{100 * delta:+.1f}"], delta))
+        fill_table(self.table, cells, delta_column=len(names) + 1)
 
     # export ------------------------------------------------------------------------------------
     def view_image(self) -> np.ndarray | None:
@@ -633,9 +679,12 @@ class InspectView(QWidget):
         r = self.result()
         if r is None:
             return None
-        if r.a is not None and r.b is not None:
-            names = self._names()
-            return comparison_image(r.image, r.a.classes, r.b.classes, r.truth, r.comparison, self.alpha, *names,
-                                    show_boundaries=self.boundaries.isChecked(), visible=self.visible())
-        pred = r.b or r.a
+        a, b = self.pair_preds(r)
+        if a is not None and b is not None:
+            return comparison_image(r.image, a.classes, b.classes, r.truth, self.pair_comparison(r), self.alpha,
+                                    *self._pair_names(), show_boundaries=self.boundaries.isChecked(),
+                                    visible=self.visible())
+        pred = b or a
+        if pred is None:
+            return None
         return overlay_image(r.image, pred.classes, self.alpha, self.boundaries.isChecked(), self.visible())

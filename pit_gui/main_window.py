@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.folder_summary, "Folder")
         self.inspect_view.frame_scored.connect(self.folder_summary.add)
         self.inspect_view.scoring_reset.connect(self.folder_summary.reset)
+        self.inspect_view.models.pair_changed.connect(self.folder_summary.set_pair)
         self.setCentralWidget(self.tabs)
 
         self.error_box = QMessageBox(QMessageBox.Warning, "PIT Studio", "", parent=self)
@@ -280,8 +281,7 @@ class MainWindow(QMainWindow):
         if not path.is_file():
             self.show_error(UserError("checkpoint not found", path, "choose an existing .pt file").line())
             return False
-        a, b = self.inspect_view.checkpoints
-        self.inspect_view.set_models(path if which == "a" else a, path if which == "b" else b)
+        self.inspect_view.models.add(path, as_a=which == "a")
         self.remember(path)
         self.tabs.setCurrentIndex(1)
         return True
@@ -327,7 +327,8 @@ class MainWindow(QMainWindow):
         self.run_task(f"reading {run_dir.name}", lambda progress: reader.read(), done)
         try:
             checkpoint = latest_checkpoint(run_dir)
-            self.inspect_view.set_models(self.inspect_view.checkpoints[0], checkpoint)
+            # beside the models already open (the source-only one stays); this run's earlier one gives way
+            self.inspect_view.models.add(checkpoint, replace_run=True)
         except UserError:
             pass  # no checkpoint yet: curves only
         self.remember(run_dir)
@@ -356,7 +357,7 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def ask_open_checkpoint(self, which: str = "b"):
-        title = "Open the adapted checkpoint" if which == "b" else "Open the source-only checkpoint"
+        title = f"Add a model to Inspect (shown in panel {which.upper()})"
         path, _ = QFileDialog.getOpenFileName(self, title, self.last_dir(), "Checkpoints (*.pt *.pth)")
         if path:
             self.open_checkpoint(path, which)
@@ -495,7 +496,7 @@ class MainWindow(QMainWindow):
 
     def export_folder(self, out, overwrite: bool = False) -> None:
         view = self.inspect_view
-        a, b = view.checkpoints
+        a, b = view.models.checkpoint("a"), view.models.checkpoint("b")
         if not view.frames or not (a or b):
             self.show_error("error: nothing to export — open frames and a checkpoint first")
             return
@@ -634,7 +635,7 @@ class MainWindow(QMainWindow):
         self.say(f"saved {event.path}")
         view = self.inspect_view
         if view.follow_training.isChecked():  # Inspect shows the run as it trains
-            view.set_models(view.checkpoints[0], event.path)
+            view.models.add(event.path, replace_run=True)
 
     @Slot(object)
     def on_finished(self, event) -> None:
@@ -653,7 +654,7 @@ class MainWindow(QMainWindow):
         self.train_view.set_running(False)
         if run_dir is not None:
             try:  # the newest checkpoint of the run just trained is what the user inspects next
-                self.inspect_view.set_models(self.inspect_view.checkpoints[0], latest_checkpoint(run_dir))
+                self.inspect_view.models.add(latest_checkpoint(run_dir), replace_run=True)
             except UserError:
                 pass
         if self._close_when_stopped:

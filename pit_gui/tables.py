@@ -7,16 +7,15 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
 GAIN, LOSS = QColor(60, 190, 100), QColor(230, 80, 70)
-DELTA_COLUMN = 3
 
 
-def fill_table(table: QTableWidget, rows: list[tuple[list[str], float | None]]) -> None:
+def fill_table(table: QTableWidget, rows: list[tuple[list[str], float | None]], delta_column: int) -> None:
     """rows: each row's cell texts, and the delta (B − A) that colours its delta column (or None)."""
     table.setRowCount(len(rows))
     for i, (cells, delta) in enumerate(rows):
         for j, text in enumerate(cells):
             cell = QTableWidgetItem(text)
-            if j == DELTA_COLUMN and delta:
+            if j == delta_column and delta:
                 cell.setForeground(GAIN if delta > 0 else LOSS)
             if j:
                 cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)

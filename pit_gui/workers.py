@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from pit_engine.classes import NUM_CLASSES
 from pit_engine.compare import Comparison, compare
 from pit_engine.data.io import read_rgb
 from pit_engine.errors import UserError, out_of_memory
+from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
 from pit_engine.export import read_truth
 from pit_engine.predict import Prediction, Predictor
@@ -182,56 +183,60 @@ class Relay(QObject):
 
 @dataclass
 class FrameResult:
-    """Everything the Inspect view shows about one frame, computed off the GUI thread."""
+    """Everything the Inspect view shows about one frame, computed off the GUI thread: one
+    prediction per open model, in the model list's order."""
     path: Path
-    generation: int  # which pair of models made it
+    generation: int  # which set of models made it
     image: np.ndarray
     truth: np.ndarray | None  # trainIds, when the frame has a label
-    a: Prediction | None  # the baseline (source-only) model
-    b: Prediction | None  # the adapted model
-    comparison: Comparison | None  # a vs b (with truth when there is one)
+    preds: tuple  # Prediction per model (None where that model is absent)
     thumbnail: np.ndarray
-    scores: tuple  # per-image mIoU of a and b against the truth (None without truth or model)
+    scores: tuple  # per model: per-image mIoU against the truth (None without truth)
     truth_present: np.ndarray | None  # C bools: the classes the ground truth holds
-    matrices: tuple = (None, None)  # C x C confusion of a and of b against the truth (None without either)
+    matrices: tuple  # per model: C x C confusion against the truth (None without truth)
+    ious: tuple  # per model: per-class IoU on this frame, NaN for classes in neither (None without truth)
     facts: dict | None = None  # what the frame filters ask, kept after the arrays leave the cache
+    comparisons: dict = field(default_factory=dict)  # (i, j) -> Comparison, made when a pair is shown
 
     @property
     def nbytes(self) -> int:
         arrays = [self.image, self.truth, self.thumbnail]
-        for p in (self.a, self.b):
+        for p in self.preds:
             if p is not None:
                 arrays += [p.classes, p.confidence, p.cams, p.seeds, p.regions]
-        if self.comparison is not None:
-            arrays += [self.comparison.differ, self.comparison.outcome]
+        for c in self.comparisons.values():
+            arrays += [c.differ, c.outcome]
         return sum(a.nbytes for a in arrays if a is not None)
 
-    def miou(self, which: str) -> float | None:
-        """Per-image mIoU of model 'a' or 'b' against the truth (None without truth or model)."""
-        return self.scores[0 if which == "a" else 1]
+    def comparison(self, i: int, j: int) -> Comparison | None:
+        """Model i against model j on this frame (who is right, where they differ), made once."""
+        if not (0 <= i < len(self.preds) and 0 <= j < len(self.preds)) or None in (self.preds[i], self.preds[j]):
+            return None
+        if (i, j) not in self.comparisons:
+            self.comparisons[(i, j)] = compare(self.preds[i].classes, self.preds[j].classes, self.truth)
+        return self.comparisons[(i, j)]
 
 
-def frame_result(path: Path, generation: int, image, truth, a, b) -> FrameResult:
+def frame_result(path: Path, generation: int, image, truth, preds) -> FrameResult:
     """Everything derived once per frame here, in the worker, so that redrawing (an opacity
     slider drag, a class toggle) never recomputes a score or a histogram."""
-    cmp = compare(a.classes, b.classes, truth) if a and b else None
-    scores, matrices = [None, None], [None, None]
-    if truth is not None:
-        if cmp is not None:
-            scores, matrices = [cmp.miou_a, cmp.miou_b], [cmp.matrix_a, cmp.matrix_b]
-        else:
-            alone = [compare(p.classes, p.classes, truth) if p else None for p in (a, b)]
-            scores = [c.miou_a if c else None for c in alone]
-            matrices = [c.matrix_a if c else None for c in alone]
+    scores, matrices, ious = [], [], []
+    for p in preds:
+        if truth is None or p is None:
+            scores.append(None), matrices.append(None), ious.append(None)
+            continue
+        cm = ConfusionMatrix(NUM_CLASSES)
+        cm.update(p.classes.astype(np.int64), truth)
+        scores.append(cm.miou(range(NUM_CLASSES))), matrices.append(cm.matrix), ious.append(cm.iou())
     present = np.bincount(truth.ravel(), minlength=256)[:NUM_CLASSES] > 0 if truth is not None else None
-    return FrameResult(path, generation, image, truth, a, b, cmp, thumbnail(image), tuple(scores), present,
-                       tuple(matrices), frame_facts(a, b, present))
+    return FrameResult(path, generation, image, truth, tuple(preds), thumbnail(image), tuple(scores), present,
+                       tuple(matrices), tuple(ious), frame_facts(preds, present))
 
 
-def frame_facts(a, b, truth_present) -> dict:
-    """The classes a frame's truth holds, either model predicts, and either pivot gets wrong
-    (present where absent, absent where there), as sets of class ids."""
-    preds = [p for p in (a, b) if p is not None]
+def frame_facts(preds, truth_present) -> dict:
+    """The classes a frame's truth holds, any model predicts, and any pivot gets wrong (present
+    where absent, absent where there), as sets of class ids."""
+    preds = [p for p in preds if p is not None]
     predicted = set()
     for p in preds:  # bincount, not np.unique: no sort of a full-resolution map
         predicted |= set(np.flatnonzero(np.bincount(p.classes.ravel(), minlength=256)[:NUM_CLASSES]).tolist())
@@ -252,13 +257,14 @@ def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
 
 
 class InferenceWorker(QObject):
-    """Predicts frames with up to two checkpoints, in request order, urgent requests first.
+    """Predicts frames with every open checkpoint, in request order, urgent requests first.
 
-    `set_models` and `request` are thread-safe and return at once; results arrive through
-    `ready`. Changing the models starts a new generation: queued frames of the old one are
-    dropped, so a result never mixes two model pairs."""
+    `set_models`, `set_pair` and `request` are thread-safe and return at once; results arrive
+    through `ready`. Changing the models starts a new generation: queued frames of the old one
+    are dropped, so a result never mixes two sets of models. A checkpoint already loaded (same
+    path, same modification time) is kept, so adding a model does not reload the others."""
     ready = Signal(object)  # FrameResult
-    models_loaded = Signal(int, str, str)  # generation, name of a, name of b ("" when absent)
+    models_loaded = Signal(int, list)  # generation, each model's name ("" where its checkpoint failed)
     failed = Signal(str, str)  # path (empty for a model), one line
     done = Signal()
 
@@ -270,15 +276,20 @@ class InferenceWorker(QObject):
         self._models: deque = deque()
         self._stopping = False
         self.generation = 0
-        self._a = self._b = None
+        self.pair = (0, 1)  # whose comparison each result carries ready-made (the panels' A and B)
+        self._predictors: list = []
+        self._loaded: dict = {}  # (path, mtime) -> Predictor
 
-    def set_models(self, checkpoint_a, checkpoint_b) -> int:
+    def set_models(self, checkpoints) -> int:
         with self._wake:
             self.generation += 1
             self._queue.clear()
-            self._models.append((self.generation, checkpoint_a, checkpoint_b))
+            self._models.append((self.generation, [str(c) for c in checkpoints]))
             self._wake.notify()
             return self.generation
+
+    def set_pair(self, a: int, b: int) -> None:
+        self.pair = (a, b)  # one tuple assignment: atomic for the worker thread that reads it
 
     def request(self, paths, urgent: bool = False) -> None:
         with self._wake:
@@ -323,32 +334,32 @@ class InferenceWorker(QObject):
             self.done.emit()
 
     def _has_models(self) -> bool:
-        return self._a is not None or self._b is not None
+        return any(p is not None for p in self._predictors)
 
-    def _load(self, generation, checkpoint_a, checkpoint_b):
-        loaded, errors = [], []
-        for checkpoint in (checkpoint_a, checkpoint_b):
-            if not checkpoint:
-                loaded.append(None)
-                continue
+    def _load(self, generation, checkpoints):
+        loaded, errors, kept = [], [], {}
+        for checkpoint in checkpoints:
             try:
-                loaded.append(Predictor.from_checkpoint(checkpoint, self.device))
+                key = (checkpoint, Path(checkpoint).stat().st_mtime_ns)
+                predictor = self._loaded.get(key) or Predictor.from_checkpoint(checkpoint, self.device)
+                kept[key] = predictor
+                loaded.append(predictor)
             except Exception as exc:
                 loaded.append(None)
                 errors.append(_line(exc))
-        self._a, self._b = loaded
+        self._predictors, self._loaded = loaded, kept  # models no longer open are released
         # the view forgets a failed checkpoint before the dialog says why, so nothing done after
-        # the dialog (opening the other slot, say) can try the broken file again
-        self.models_loaded.emit(generation, self._a.name if self._a else "", self._b.name if self._b else "")
+        # the dialog (opening another model, say) can try the broken file again
+        self.models_loaded.emit(generation, [p.name if p else "" for p in loaded])
         for line in errors:
             self.failed.emit("", line)
 
     def _predict(self, generation, path: Path):
         try:
             image = read_rgb(path)
-            a = self._a.predict(image) if self._a else None
-            b = self._b.predict(image) if self._b else None
-            result = frame_result(path, generation, image, read_truth(path, image.shape[:2]), a, b)
+            preds = [p.predict(image) if p else None for p in self._predictors]
+            result = frame_result(path, generation, image, read_truth(path, image.shape[:2]), preds)
+            result.comparison(*self.pair)  # the shown pair's comparison made here, not on the GUI thread
         except Exception as exc:
             self.failed.emit(str(path), _line(exc))
             return

@@ -74,12 +74,12 @@ def test_opens_with_the_demo_comparison(window):
     view = window.inspect_view
     assert len(view.frames) == 8
     r = view.result()
-    assert r.a is not None and r.b is not None and r.truth is not None
+    assert r.preds[0] is not None and r.preds[1] is not None and r.truth is not None
     assert view.panel_a.array is not None and view.panel_b.array is not None and view.panel_c.array is not None
     assert "mIoU" in view.panel_b.titleLabel.text
     assert view.table.rowCount() > 1 and view.table.item(0, 0).text() == "mIoU"
     # the chart shows the same q the engine predicted
-    assert np.allclose(view.chart.values["PIT"], r.b.q)
+    assert np.allclose(view.chart.values["PIT"], r.preds[1].q)
 
 
 def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_path):
@@ -102,7 +102,7 @@ def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_
     assert 0 <= health.series("q_present")[1][0] <= 100 and 0 <= health.series("iou")[1][0] <= 100
 
     # Inspect follows the run: the first checkpoint (every 5 iterations) became the adapted model
-    qtbot.waitUntil(lambda: "iter_0000005" in window.inspect_view.checkpoints[1], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "iter_0000005" in window.inspect_view.models.checkpoint("b"), timeout=WAIT_MS)
 
     window.toggle_pause()
     assert window.train_view.pause.text() == "Resume"
@@ -124,7 +124,7 @@ def test_train_curve_grows_pause_resume_stop(make_window, qtbot, tiny_demo, tmp_
     assert list((tmp_path / "run" / "checkpoints").glob("iter_*.pt"))
     assert "stopped" in window.train_view.log.toPlainText()
     # the newest checkpoint of the run is now the adapted model in Inspect
-    assert window.inspect_view.checkpoints[1].startswith(str(tmp_path / "run" / "checkpoints"))
+    assert window.inspect_view.models.checkpoint("b").startswith(str(tmp_path / "run" / "checkpoints"))
 
 
 def test_training_updates_are_batched():
@@ -157,7 +157,7 @@ def test_open_run_replays_and_follows(window, qtbot, tiny_demo, tmp_path):
     qtbot.waitUntil(lambda: len(plots.points("seg")[0]) == len(steps) + 1, timeout=5000)
     assert plots.points("seg")[0][-1] == 99
     # the run's checkpoint became the adapted model
-    assert Path(window.inspect_view.checkpoints[1]).parent == run / "checkpoints"
+    assert Path(window.inspect_view.models.checkpoint("b")).parent == run / "checkpoints"
     assert str(run.resolve()) in window.recent()
 
 
@@ -188,28 +188,28 @@ def test_frame_class_opacity_visibility(window, qtbot):
     qtbot.waitUntil(lambda: view.result() is not None and view.result().path == view.frames[2], timeout=WAIT_MS)
     r = view.result()
     view.opacity.setValue(80)
-    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.b.classes, 0.8, True))
+    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.preds[1].classes, 0.8, True))
     view.boundaries.setChecked(False)
-    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.b.classes, 0.8, False))
+    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.preds[1].classes, 0.8, False))
     road = CITYSCAPES_CLASSES.index("road")
     view.legend.item(road).setCheckState(Qt.Unchecked)
-    hidden = r.b.classes == road
+    hidden = r.preds[1].classes == road
     assert hidden.any()
     assert np.array_equal(view.panel_b.array[hidden], r.image[hidden])  # road hidden: the frame shows
     # a class's CAM and its grown region
     car = CITYSCAPES_CLASSES.index("car")
     view.region_class.setCurrentIndex(car)
     view.region_mode.setCurrentIndex(1)
-    assert np.array_equal(view.panel_regions.array, overlay.heat(r.image, r.b.cam(car), 0.8))
+    assert np.array_equal(view.panel_regions.array, overlay.heat(r.image, r.preds[1].cam(car), 0.8))
     view.region_mode.setCurrentIndex(0)
-    assert np.array_equal(view.panel_regions.array, overlay.regions(r.image, r.b.regions, r.b.seeds, car, 0.8))
+    assert np.array_equal(view.panel_regions.array, overlay.regions(r.image, r.preds[1].regions, r.preds[1].seeds, car, 0.8))
     assert "car" in view.panel_regions.titleLabel.text
 
 
 def test_next_previous_and_sort_by_gain(window, qtbot):
     view = window.inspect_view
     wait_scored(qtbot, window)
-    view.sort.setCurrentText("gain, worst first")
+    view.sort.setCurrentText("gain of B over A, worst first")
     order = [Path(view.list.item(i).data(Qt.UserRole)) for i in range(view.list.count())]
     gains = [view.scores[p][1] - view.scores[p][0] for p in order]
     assert gains == sorted(gains)
@@ -340,7 +340,7 @@ def test_drop_a_checkpoint_and_a_folder(window, qtbot, tmp_path):
     event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     window.dropEvent(event)
     view = window.inspect_view
-    assert view.checkpoints[1] == str(a)
+    assert view.models.checkpoint("b") == str(a)
     qtbot.waitUntil(lambda: len(view.frames) == 1 and view.result() is not None, timeout=WAIT_MS)
 
 
@@ -464,7 +464,7 @@ def test_a_model_without_a_pivot_hides_the_pivot_panels(make_window, qtbot, tiny
     window.open_path(str(next((tmp_path / "run/checkpoints").glob("*.pt"))))  # as the adapted model
     window.open_path(str(tiny_demo / "target/leftImg8bit/val"))
     view = window.inspect_view
-    qtbot.waitUntil(lambda: view.result() is not None and view.result().b is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.result() is not None and view.pair_preds(view.result())[1] is not None, timeout=WAIT_MS)
     assert not view.pivot_row.isVisible() and not view.regions_box.isVisible()
     assert view.panel_b.array is not None  # the mask is shown
 
@@ -583,7 +583,7 @@ def test_the_panels_say_what_they_show(window, qtbot, tmp_path):
     r = view.result()
     car = CITYSCAPES_CLASSES.index("car")
     view.region_class.setCurrentIndex(car)
-    seeds = r.b.seeds & (r.b.regions == car)
+    seeds = r.preds[1].seeds & (r.preds[1].regions == car)
     if seeds.any():
         assert (view.panel_regions.array[seeds] == overlay.SEED_COLOUR).all()
     assert view.region_mode.currentText().startswith("cyan seeds")
@@ -695,8 +695,8 @@ def test_focus_mode_flips_between_a_b_and_the_truth_and_the_readout_names_the_pi
     r = view.result()
     y, x = 40, 10
     text = view.readout_at(x, y)
-    a_name = CITYSCAPES_CLASSES[r.a.classes[y, x]]
-    assert text.startswith(f"({x}, {y}) · source-only: {a_name} {r.a.confidence[y, x]:.2f} · PIT: ")
+    a_name = CITYSCAPES_CLASSES[r.preds[0].classes[y, x]]
+    assert text.startswith(f"({x}, {y}) · source-only: {a_name} {r.preds[0].confidence[y, x]:.2f} · PIT: ")
     assert text.endswith(f"ground truth: {CITYSCAPES_CLASSES[r.truth[y, x]]}" if r.truth[y, x] < 19 else "ignored")
     assert view.readout_at(10_000, 0) == ""
 
@@ -706,11 +706,12 @@ def test_models_are_named_by_run_and_method(window, qtbot, tiny_demo, tmp_path):
     Trainer(tiny_config(tiny_demo), run, log=lambda *_: None).run()
     assert window.open_path(run)
     view = window.inspect_view
-    qtbot.waitUntil(lambda: view.model_names[1] == "g11 · PIT @ 6", timeout=WAIT_MS)
-    assert view.model_labels["b"].text() == "g11 · PIT @ 6"
-    assert view.model_names[0] == "source-only"  # the source-only model stays when a run opens
-    qtbot.waitUntil(lambda: view.result() is not None, timeout=WAIT_MS)
-    assert view.panel_b.titleLabel.text.startswith("g11 · PIT @ 6")
+    qtbot.waitUntil(lambda: view.models.name(view.pair[1]) == "g11 · PIT @ 6", timeout=WAIT_MS)
+    assert view.models.table.item(view.pair[1], 0).text() == "g11 · PIT @ 6"
+    # the run's model joins the open ones: the source-only model stays in panel A
+    assert view.models.names == ["source-only", "PIT", "g11 · PIT @ 6"] and view.pair == (0, 2)
+    qtbot.waitUntil(lambda: view.result() is not None and len(view.result().preds) == 3, timeout=WAIT_MS)
+    assert view.panel_b.titleLabel.text.startswith("B · g11 · PIT @ 6")
 
 
 def test_the_folder_summary_sums_the_scored_frames(window, qtbot, tmp_path):
@@ -724,16 +725,17 @@ def test_the_folder_summary_sums_the_scored_frames(window, qtbot, tmp_path):
     road = CITYSCAPES_CLASSES.index("road")
     for path in view.frames:
         r = view.cache[path]
-        expected.update(r.a.classes, r.b.classes, r.truth)
-        hits += int(r.b.pivot[road] == 1 and r.truth_present[road])
-        said += int(r.b.pivot[road] == 1)
+        expected.update(r.preds[0].classes, r.preds[1].classes, r.truth)
+        hits += int(r.preds[1].pivot[road] == 1 and r.truth_present[road])
+        said += int(r.preds[1].pivot[road] == 1)
         truth += int(r.truth_present[road])
     table = {row["class"]: row for row in expected.table(CITYSCAPES_CLASSES)}
+    qtbot.waitUntil(lambda: "Over 8 of 8 frame(s)" in folder.info.text(), timeout=WAIT_MS)  # refreshes throttled
     cells = folder.row("road")
     assert cells[1] == f"{100 * table['road']['a']:.1f}" and cells[2] == f"{100 * table['road']['b']:.1f}"
-    assert cells[5] == f"{100 * hits / said:.1f} / {100 * hits / truth:.1f}"
-    assert cells[4] == "–"  # the source-only model has no pivot
-    assert "Over 8 of 8 frame(s)" in folder.info.text() and folder.image.image is not None
+    # a pivot column for the model that has one (PIT), none for source-only
+    assert len(cells) == 5 and cells[4] == f"{100 * hits / said:.1f} / {100 * hits / truth:.1f}"
+    assert folder.image.image is not None
     window.tabs.setCurrentIndex(2)
     unlabelled = tmp_path / "frames"
     unlabelled.mkdir()
@@ -752,12 +754,12 @@ def test_frame_filters_show_the_frames_that_match(window, qtbot):
     view.filter_class.setCurrentIndex(car)
     view.filter.setCurrentText("ground truth holds the class")
     assert sorted(view.shown_frames()) == expected(lambda r: r.truth_present[car])
-    view.filter.setCurrentText("A or B predicts the class")
-    assert sorted(view.shown_frames()) == expected(lambda r: (r.a.classes == car).any() or (r.b.classes == car).any())
+    view.filter.setCurrentText("a model predicts the class")
+    assert sorted(view.shown_frames()) == expected(lambda r: (r.preds[0].classes == car).any() or (r.preds[1].classes == car).any())
     view.filter.setCurrentText("a pivot is wrong about the class")
     for c in range(19):  # some class the PIT pivot gets wrong on some frame, and the frames it does
         view.filter_class.setCurrentIndex(c)
-        wrong = expected(lambda r: (r.b.pivot[c] == 1) != bool(r.truth_present[c]) and r.b.pivot[c] != -1)
+        wrong = expected(lambda r: (r.preds[1].pivot[c] == 1) != bool(r.truth_present[c]) and r.preds[1].pivot[c] != -1)
         assert sorted(view.shown_frames()) == wrong
     view.filter_class.setCurrentIndex(train)
     view.filter.setCurrentText("ground truth holds the class")
@@ -809,3 +811,68 @@ def test_wide_frames_get_two_rows_of_panels(window, qtbot):
     assert view.rows == 1 and view.grid.getItemPosition(view.grid.indexOf(view.hosts[2]))[:2] == (0, 2)
     view.layout_choice.setCurrentText("auto")
     assert view.rows == 2
+
+
+def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path):
+    view, folder = window.inspect_view, window.folder_summary
+    wait_scored(qtbot, window)
+    a, b, _ = demo_inputs()
+    third = tmp_path / "other" / "checkpoints" / "iter_0000001.pt"  # another run's checkpoint
+    third.parent.mkdir(parents=True)
+    third.write_bytes(a.read_bytes())
+    assert window.open_checkpoint(third, "b")
+    qtbot.waitUntil(lambda: len(view.models.names) == 3 and all(view.models.names), timeout=WAIT_MS)
+    wait_scored(qtbot, window)
+    assert view.pair == (0, 2) and all(len(s) == 3 for s in view.scores.values())
+    # one IoU column per model, then the gain of B over A
+    header = [view.table.horizontalHeaderItem(j).text() for j in range(view.table.columnCount())]
+    assert header == ["class", "source-only", "PIT", "source-only", "Δ (B − A)"]
+    assert view.table.item(0, 4).text() == "+0.0"  # the same weights in A and B
+    qtbot.waitUntil(lambda: "Over 8 of 8" in folder.info.text(), timeout=WAIT_MS)
+    assert folder.table.columnCount() == 1 + 3 + 1 + 1  # class, three IoUs, Δ, PIT's pivot
+
+    # another pair: drawn and sorted from what is there, nothing predicted again
+    generation, r = view.generation, view.result()
+    view.models.groups["b"].button(1).click()
+    assert view.pair == (0, 1) and view.generation == generation and view.result() is r
+    assert view.panel_b.titleLabel.text.startswith("B · PIT")
+    assert np.array_equal(view.panel_b.array, overlay.blend(r.image, r.preds[1].classes, view.alpha, True))
+    view.sort.setCurrentText("gain of B over A, best first")
+    order = [Path(view.list.item(i).data(Qt.UserRole)) for i in range(view.list.count())]
+    gains = [view.scores[p][1] - view.scores[p][0] for p in order]
+    assert gains == sorted(gains, reverse=True)
+    view.models.groups["a"].button(2).click()
+    assert view.pair == (2, 1) and view.panel_a.titleLabel.text.startswith("A · source-only")
+
+    # closing a model: the rest are predicted again, the panels keep two models
+    view.models.remove(2)
+    assert view.models.checkpoints == [str(a), str(b)] and view.pair == (0, 1)
+    qtbot.waitUntil(lambda: view.result() is not None and len(view.result().preds) == 2, timeout=WAIT_MS)
+    assert view.table.columnCount() == 4
+
+
+def test_frames_are_scored_in_the_background_with_progress(window, qtbot):
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    assert view.progress.isHidden()
+    window.open_frames(demo_inputs()[2], remember=False)
+    qtbot.waitUntil(lambda: not view.progress.isHidden(), timeout=WAIT_MS)
+    assert view.progress.maximum() == 8 and view.progress.value() < 8
+    wait_scored(qtbot, window)
+    assert view.progress.isHidden()
+
+
+def test_the_prediction_cache_is_bounded_and_keeps_the_shown_frame(window, qtbot, monkeypatch):
+    import dataclasses
+
+    import pit_gui.inspect_view as inspect_view
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    shown = view.frames[3]
+    view.select(shown)
+    r = view.result()
+    monkeypatch.setattr(inspect_view, "CACHE_BYTES", int(2.5 * r.nbytes))
+    for path in view.frames:  # every frame scored again (as for a folder of 500), the shown one first
+        view.on_ready(dataclasses.replace(r, path=path))
+    assert sum(x.nbytes for x in view.cache.values()) <= 2.5 * r.nbytes
+    assert shown in view.cache and view.frames[-1] in view.cache and len(view.cache) == 2
