@@ -19,6 +19,7 @@ class Step:
     lr: float
     its_per_s: float
     eta_s: float
+    time: float = 0.0  # wall clock (Unix seconds) when it was logged, as in metrics.jsonl
 
 
 @dataclass
@@ -27,12 +28,14 @@ class Evaluated:
     miou: float  # the primary mean (19 classes, or 16 for a SYNTHIA source)
     per_class: dict[str, float]
     subsets: dict[str, float] = field(default_factory=dict)
+    time: float = 0.0
 
 
 @dataclass
 class Health:
     iteration: int
     record: dict  # pit_engine.health: per-class pseudo-label, pivot and IoU measures, and their means
+    time: float = 0.0
 
 
 @dataclass

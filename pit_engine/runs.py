@@ -56,7 +56,7 @@ class RunWriter:
                 f.write(json.dumps(record) + "\n")
             if self.board is not None:
                 for tag, value in board_scalars(record):
-                    self.board.add_scalar(tag, value, record["iteration"])
+                    self.board.add_scalar(tag, value, record["iteration"], walltime=record.get("time"))
 
     def checkpoint(self, iteration: int, state: dict, keep: int) -> Path:
         """Written atomically; only the newest `keep` stay."""
@@ -149,7 +149,7 @@ def board_scalars(record: dict) -> list[tuple[str, float]]:
     kind = record.get("kind")
     if kind == "step":
         return [("lr" if k == "lr" else f"loss/{k}", float(v)) for k, v in record.items()
-                if k not in ("kind", "iteration") and isinstance(v, (int, float))]
+                if k not in ("kind", "iteration", "time") and isinstance(v, (int, float))]
     if kind == "eval":
         return [(f"eval/{k}", float(v)) for k, v in (record.get("miou") or {}).items() if v is not None]
     if kind == "health":

@@ -253,8 +253,10 @@ class Trainer:
                 now = time.perf_counter()
                 rate = window_steps / max(now - window_start, 1e-9)
                 window_start, window_steps, sums = now, 0, {}
-                self.out.metrics({"kind": "step", "iteration": self.iteration, "lr": lr, **values})
-                self._emit(Step(self.iteration, values, lr, rate, (cfg.iterations - self.iteration) / max(rate, 1e-9)))
+                wall = round(time.time(), 3)  # elapsed time on the curves' x axis, as TensorBoard's "relative"
+                self.out.metrics({"kind": "step", "iteration": self.iteration, "time": wall, "lr": lr, **values})
+                self._emit(Step(self.iteration, values, lr, rate, (cfg.iterations - self.iteration) / max(rate, 1e-9),
+                                wall))
             # the checkpoint first: whatever the evaluation meets, this iteration's weights are kept
             if last or cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                 self._save()
@@ -262,8 +264,9 @@ class Trainer:
                 self._evaluate()
             if self.health is not None and (last or self.iteration % cfg.health_every == 0):
                 record = self.health.measure(self.model, self.method)
-                self.out.metrics({"kind": "health", "iteration": self.iteration, **record})
-                self._emit(Health(self.iteration, record))
+                wall = round(time.time(), 3)
+                self.out.metrics({"kind": "health", "iteration": self.iteration, "time": wall, **record})
+                self._emit(Health(self.iteration, record, wall))
         return Finished("done", f"finished {cfg.iterations} iterations", self.iteration)
 
     def _count_unknown_ids(self, batch: dict | None) -> None:
@@ -292,11 +295,12 @@ class Trainer:
         result = evaluate(self.model, self.val, self.subsets, cfg.eval.size, self.normalization, self.device,
                           self.method if self.method.has_pivot else None, cfg.eval.max_frames, workers=cfg.data.workers,
                           rank=self.rank, world=self.world, warn=self._warn)
-        self.out.metrics({"kind": "eval", "iteration": self.iteration, **result.to_dict()})
+        wall = round(time.time(), 3)
+        self.out.metrics({"kind": "eval", "iteration": self.iteration, "time": wall, **result.to_dict()})
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
         self.out.event(f"evaluated at {self.iteration}: {scores} on {result.frames} frames"
                         + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
-        self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou))
+        self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou, wall))
 
     def step(self, source: dict, target: dict | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step on a source batch and, when adapting, a target batch; returns the loss

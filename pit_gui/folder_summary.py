@@ -159,7 +159,8 @@ class FolderSummary(QWidget):
                           "Inspect.")
         ious = [self.totals.iou(k) for k in range(len(names))]
         pivots = {k: q for k in range(len(names)) if (q := self.totals.pivot_quality(k)) is not None}
-        header = ["class", *(f"IoU {n}" for n in names), "Δ (B − A)", *(f"pivot P / R {names[k]}" for k in pivots)]
+        lines = [n.replace(" · ", "\n") for n in names]  # a long name on lines of its own, not elided
+        header = ["class", *(f"IoU\n{n}" for n in lines), "Δ (B − A)", *(f"pivot P / R\n{lines[k]}" for k in pivots)]
         self.table.setColumnCount(len(header))
         self.table.setHorizontalHeaderLabels(header)
         cells = []

@@ -654,7 +654,8 @@ class InspectView(QWidget):
         """Per class, each open model's IoU on this frame, and the gain of B over A."""
         names = self._names()
         self.table.setColumnCount(len(names) + 2)
-        self.table.setHorizontalHeaderLabels(["class", *names, "Δ (B − A)"])
+        # a long name ("g11 · PIT @ 120000") on lines of its own, not elided
+        self.table.setHorizontalHeaderLabels(["class", *(n.replace(" · ", "\n") for n in names), "Δ (B − A)"])
         ia, ib = self.pair
         have = [i for i in r.ious if i is not None]
         rows = []

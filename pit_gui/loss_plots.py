@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from pit_engine.methods import loss_terms
 from pit_gui.smoothing import Ema
@@ -21,13 +21,15 @@ MAIN_COLOUR = (70, 160, 255)
 REFERENCE_COLOURS = ((255, 150, 60), (120, 220, 120), (230, 110, 200), (240, 220, 80), (150, 150, 255),
                      (120, 220, 230))  # compared runs, in the order they were added
 REDRAW_MS = 50  # curves are redrawn at most ~20 times a second
+X_AXES = ("steps", "elapsed time")  # TensorBoard's "step" and "relative"
 
 
-def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
-    """metrics.jsonl records → {term: (iterations, values)}; evaluations become the mIoU term (in %)."""
-    points: dict[str, tuple[list[int], list[float]]] = {}
+def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[float], list[float]]]:
+    """metrics.jsonl records → {term: (iterations, values, wall-clock times)}; evaluations become
+    the mIoU term (in %). A record written before runs logged the time has NaN for it."""
+    points: dict[str, tuple[list[int], list[float], list[float]]] = {}
     for record in records:
-        it = record.get("iteration")
+        it, wall = record.get("iteration"), record.get("time", math.nan)
         if record.get("kind") == "health":  # the health curves' (pit_gui/health_plots.py)
             continue
         if record.get("kind") == "eval":
@@ -35,12 +37,13 @@ def records_to_points(records: list[dict]) -> dict[str, tuple[list[int], list[fl
             values = {MIOU: next(iter(miou.values()), None)}
             values = {k: None if v is None else 100 * v for k, v in values.items()}
         else:
-            values = {k: v for k, v in record.items() if k not in ("kind", "iteration")}
+            values = {k: v for k, v in record.items() if k not in ("kind", "iteration", "time")}
         for term, value in values.items():
             if isinstance(value, (int, float)) or value is None:
-                xs, ys = points.setdefault(term, ([], []))
+                xs, ys, ts = points.setdefault(term, ([], [], []))
                 xs.append(it)
                 ys.append(math.nan if value is None else float(value))
+                ts.append(float(wall))
     return points
 
 
@@ -51,6 +54,7 @@ class Series:
     def __init__(self, beta: float):
         self._x = np.empty(256)
         self._y = np.empty(256)
+        self._t = np.empty(256)  # wall-clock seconds
         self._smooth = np.empty(256)
         self.n = 0
         self.ema = Ema(beta)
@@ -67,13 +71,19 @@ class Series:
     def smooth(self) -> np.ndarray:
         return self._smooth[: self.n]
 
-    def extend(self, xs, ys):
+    @property
+    def t(self) -> np.ndarray:
+        return self._t[: self.n]
+
+    def extend(self, xs, ys, ts):
         end = self.n + len(xs)
         if end > len(self._x):
             size = max(end, 2 * len(self._x))
-            self._x, self._y, self._smooth = (np.resize(a, size) for a in (self._x, self._y, self._smooth))
+            self._x, self._y, self._t, self._smooth = (np.resize(a, size)
+                                                       for a in (self._x, self._y, self._t, self._smooth))
         self._x[self.n:end] = xs
         self._y[self.n:end] = ys
+        self._t[self.n:end] = ts
         self._smooth[self.n:end] = self.ema.extend(ys)
         self.n = end
 
@@ -107,6 +117,9 @@ class LossPlots(QWidget):
         self.smoothing_label = QLabel()
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.toggled.connect(self._set_log)
+        self.x_axis = QComboBox(toolTip="x: the iteration, or the time since the run's first record (minutes)")
+        self.x_axis.addItems(X_AXES)
+        self.x_axis.currentIndexChanged.connect(self._set_x_axis)
         self.terms_button = QToolButton(text="Terms")
         self.terms_button.setPopupMode(QToolButton.InstantPopup)
         self.terms_menu = QMenu(self)
@@ -123,7 +136,8 @@ class LossPlots(QWidget):
         self.readout = QLabel(toolTip="The values under the cursor")  # hover a plot
 
         bar = QHBoxLayout()
-        for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.log_scale, self.terms_button,
+        for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.log_scale, QLabel("x"), self.x_axis,
+                  self.terms_button,
                   self.compare_button, self.clear_compare_button, self.export_button):
             bar.addWidget(w)
         bar.addStretch(1)
@@ -159,8 +173,13 @@ class LossPlots(QWidget):
         for plot in self.plots.values():
             self._apply_x(plot)
 
+    @property
+    def elapsed(self) -> bool:
+        return self.x_axis.currentIndex() == 1
+
     def _apply_x(self, plot) -> None:
-        if self.x_max:
+        plot.getAxis("bottom").setLabel("elapsed (min)" if self.elapsed else "iteration")
+        if self.x_max and not self.elapsed:
             plot.enableAutoRange(x=False)
             plot.setXRange(0, self.x_max, padding=0.02)
         else:
@@ -170,12 +189,12 @@ class LossPlots(QWidget):
         if self.x_max and records and max(r.get("iteration", 0) for r in records) > self.x_max:
             self.set_x_max(0)  # more iterations than announced (another config resumed it): follow
         new_terms = False
-        for term, (xs, ys) in records_to_points(records).items():
+        for term, (xs, ys, ts) in records_to_points(records).items():
             series = self.series[run].get(term)
             if series is None:  # a term new to this run: lay out again (a cleared run has no plots shown)
                 series = self.series[run][term] = Series(self.beta)
                 new_terms = True
-            series.extend(xs, ys)
+            series.extend(xs, ys, ts)
             self._dirty.add((run, term))
         if new_terms:
             self._rebuild()
@@ -216,6 +235,16 @@ class LossPlots(QWidget):
     def colour(self, run: str):
         return MAIN_COLOUR if run == "main" else REFERENCE_COLOURS[(int(run[3:]) - 1) % len(REFERENCE_COLOURS)]
 
+    def start_time(self, run: str) -> float:
+        """A run's first logged wall-clock time: elapsed time counts from there (NaN: none logged)."""
+        firsts = [s.t[np.isfinite(s.t)][:1] for s in self.series.get(run, {}).values()]
+        firsts = [float(f[0]) for f in firsts if f.size]
+        return min(firsts) if firsts else math.nan
+
+    def x_values(self, run: str, series: Series) -> np.ndarray:
+        """What the x axis shows for a curve: iterations, or minutes since the run's first record."""
+        return (series.t - self.start_time(run)) / 60 if self.elapsed else series.x
+
     def terms(self) -> list[str]:
         found = list(dict.fromkeys(term for run in self.series.values() for term in run))
         order = {t: i for i, t in enumerate((*loss_terms(), MIOU, "lr"))}
@@ -234,6 +263,12 @@ class LossPlots(QWidget):
                 series.resmooth(self.beta)
         self._dirty |= set(self.curves)
         self._timer.start()
+
+    def _set_x_axis(self, _index: int) -> None:
+        for plot in self.plots.values():
+            self._apply_x(plot)
+        self._dirty |= {(run, term) for run in self.series for term in self.series[run]}
+        self._redraw()
 
     def _set_log(self, on: bool) -> None:
         for term, plot in self.plots.items():
@@ -283,7 +318,6 @@ class LossPlots(QWidget):
         plot.setLogMode(False, self.log_scale.isChecked())
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
-        plot.getAxis("bottom").setLabel("iteration")
         self._apply_x(plot)
         self.plots[term] = plot
         return plot
@@ -307,7 +341,7 @@ class LossPlots(QWidget):
             if series is None:
                 continue
             raw, smooth = self._curves(run, term)
-            x = series.x
+            x = self.x_values(run, series)
             if term != MIOU:  # a lone point (a term's first log) is a dot: a line needs two
                 raw.setSymbol("o" if series.n == 1 else None)
             raw.setData(x, series.y, connect="finite")
@@ -328,20 +362,22 @@ class LossPlots(QWidget):
         self.plots[term].getViewBox().setLimits(minYRange=span)
 
     # reading and saving ----------------------------------------------------------------------------
-    def value_at(self, term: str, iteration: float) -> str:
-        """The logged values of a term nearest an iteration, per run: what hovering shows."""
+    def value_at(self, term: str, x: float) -> str:
+        """The logged values of a term nearest an x (an iteration, or minutes elapsed), per run:
+        what hovering shows."""
         parts = []
         for run in self.series:
             colour, series = self.colour(run), self.series[run].get(term)
             if series is None or not series.n:
                 continue
-            i = int(np.clip(np.searchsorted(series.x, iteration), 0, series.n - 1))
-            if i and abs(series.x[i - 1] - iteration) <= abs(series.x[i] - iteration):
-                i -= 1
+            xs = self.x_values(run, series)
+            if not np.isfinite(xs).any():
+                continue  # elapsed time of a run logged without times
+            i = int(np.nanargmin(np.abs(xs - x)))
             smooth = "" if term in UNSMOOTHED else f" (smoothed {series.smooth[i]:.4g})"
             name = self.names[run] or "this run"
-            parts.append(f"<span style='color:rgb{colour}'>{name}</span>: {term} {series.y[i]:.4g}{smooth} "
-                         f"at iteration {int(series.x[i])}")
+            when = f"at iteration {int(series.x[i])}" + (f", {xs[i]:.1f} min" if self.elapsed else "")
+            parts.append(f"<span style='color:rgb{colour}'>{name}</span>: {term} {series.y[i]:.4g}{smooth} {when}")
         return " · ".join(parts)
 
     def _hover(self, pos) -> None:
@@ -353,7 +389,7 @@ class LossPlots(QWidget):
 
     def export(self, path) -> None:
         """The plots as they are on screen (.png, .svg), or every curve's points (.csv: run, term,
-        iteration, value, smoothed)."""
+        iteration, wall-clock time, value, smoothed)."""
         import csv
 
         from pyqtgraph import exporters
@@ -367,11 +403,11 @@ class LossPlots(QWidget):
             def write(tmp):
                 with open(tmp, "w", newline="") as f:
                     out = csv.writer(f)
-                    out.writerow(["run", "term", "iteration", "value", "smoothed"])
+                    out.writerow(["run", "term", "iteration", "time", "value", "smoothed"])
                     for run, series_by_term in self.series.items():
                         for term, series in series_by_term.items():
-                            for x, y, sm in zip(series.x, series.y, series.smooth):
-                                out.writerow([self.names[run] or run, term, int(x), y,
+                            for x, t, y, sm in zip(series.x, series.t, series.y, series.smooth):
+                                out.writerow([self.names[run] or run, term, int(x), "" if t != t else t, y,
                                               "" if term in UNSMOOTHED else sm])
             atomic_write(path, write)
         elif suffix == ".png":

@@ -615,19 +615,21 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def on_steps(self, steps) -> None:
-        self.train_view.plots.add_records([{"kind": "step", "iteration": s.iteration, "lr": s.lr, **s.losses}
-                                           for s in steps])
+        self.train_view.plots.add_records([{"kind": "step", "iteration": s.iteration, "time": s.time, "lr": s.lr,
+                                            **s.losses} for s in steps])
         last = steps[-1]
         self.train_view.show_progress(last.iteration, self.run_total, last.its_per_s, last.eta_s)
 
     @Slot(object)
     def on_evaluated(self, event) -> None:
-        self.train_view.plots.add_records([{"kind": "eval", "iteration": event.iteration, "miou": event.subsets}])
+        self.train_view.plots.add_records([{"kind": "eval", "iteration": event.iteration, "time": event.time,
+                                            "miou": event.subsets}])
         self.train_view.say(f"evaluated at {event.iteration}: mIoU {100 * event.miou:.1f}")
 
     @Slot(object)
     def on_health(self, event) -> None:
-        self.train_view.health.add_records([{"kind": "health", "iteration": event.iteration, **event.record}])
+        self.train_view.health.add_records([{"kind": "health", "iteration": event.iteration, "time": event.time,
+                                             **event.record}])
 
     @Slot(object)
     def on_checkpoint(self, event) -> None:

@@ -120,10 +120,10 @@ class ModelList(QWidget):
     def _fill_pair(self) -> None:
         """After a removal: the panels show what is left, A and B different where two are open."""
         n = len(self.checkpoints)
-        if self.a < 0 and n:
-            self.a = next((j for j in range(n) if j != self.b), 0)
-        if self.b < 0 and n > 1:
-            self.b = next(j for j in range(n) if j != self.a)
+        if self.b < 0:
+            self.b = next((j for j in range(n) if j != self.a), -1)
+        if self.a < 0:
+            self.a = next((j for j in range(n) if j != self.b), -1)
 
     def _changed(self) -> None:
         self._rebuild()

@@ -46,7 +46,7 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
     one, two = _steps(tmp_path / "run1"), _steps(tmp_path / "run2")
     assert [r["iteration"] for r in two] == [1, 2, 3, 4]  # rank 0 alone logged, once per step
     for term in one[0]:
-        if term != "kind":
+        if term not in ("kind", "time"):  # the wall clock differs, the numbers agree
             assert two[0][term] == pytest.approx(one[0][term], rel=1e-5), term
     # after one optimizer step the models still agree: the gradients were averaged across ranks
     assert two[1]["seg"] == pytest.approx(one[1]["seg"], rel=1e-4)

@@ -610,6 +610,28 @@ def test_the_learning_rate_is_drawn_as_it_is(qtbot):
     assert len(plots.curves[("main", "seg")][1].xData) == 39  # a loss keeps its smoothed curve
 
 
+def test_curves_on_steps_or_on_elapsed_time(qtbot):
+    from pit_gui.loss_plots import LossPlots
+
+    plots = LossPlots()
+    qtbot.addWidget(plots)
+    start = 1_700_000_000.0
+    plots.add_records([{"kind": "step", "iteration": i, "time": start + 30 * i, "lr": 0.01, "seg": 1.0 / i}
+                       for i in range(1, 11)])
+    plots.add_reference([{"kind": "step", "iteration": i, "time": start + 9999 + 60 * i, "seg": 2.0 / i}
+                         for i in range(1, 6)], "other")  # started later: its own time counts from its start
+    plots._redraw()
+    raw, _ = plots.curves[("main", "seg")]
+    assert list(raw.xData) == list(range(1, 11)) and plots.plots["seg"].getAxis("bottom").labelText == "iteration"
+    plots.x_axis.setCurrentText("elapsed time")
+    assert list(raw.xData) == pytest.approx([0.5 * i - 0.5 for i in range(1, 11)])  # minutes since its first record
+    assert list(plots.curves[("ref1", "seg")][0].xData) == pytest.approx([i - 1.0 for i in range(1, 6)])
+    assert plots.plots["seg"].getAxis("bottom").labelText == "elapsed (min)"
+    assert "at iteration 5, 2.0 min" in plots.value_at("seg", 2.1)
+    plots.x_axis.setCurrentText("steps")
+    assert list(raw.xData) == list(range(1, 11))
+
+
 def test_the_form_check_and_resume_do_what_a_user_expects(make_window, qtbot, settings, tiny_demo, tmp_path):
     # the folders Make demo data filled in survive a restart; Check on a missing folder says why on
     # the dialog itself; "No" to "Resume?" starts a new run beside the old one
@@ -670,7 +692,7 @@ def test_curves_link_their_x_axes_read_out_on_hover_and_export(window, qtbot, ti
     assert Image.open(tmp_path / "curves.png").size[0] > 100
     assert "<svg" in (tmp_path / "curves.svg").read_text()[:2000]
     rows = (tmp_path / "curves.csv").read_text().splitlines()
-    assert rows[0] == "run,term,iteration,value,smoothed" and sum(r.startswith("run,seg,") for r in rows) == 6
+    assert rows[0] == "run,term,iteration,time,value,smoothed" and sum(r.startswith("run,seg,") for r in rows) == 6
     assert not window.export_plots(tmp_path / "curves.bmp")
     assert "use .png, .svg or .csv" in window.error_box.text()
 

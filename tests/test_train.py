@@ -26,7 +26,7 @@ def run(config, run_dir, **kwargs):
 
 def step_losses(run_dir):
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [(r["iteration"], {k: v for k, v in r.items() if k not in ("kind", "iteration")})
+    return [(r["iteration"], {k: v for k, v in r.items() if k not in ("kind", "iteration", "time")})
             for r in lines if r["kind"] == "step"]
 
 
@@ -45,6 +45,11 @@ def test_pit_run_reports_every_loss_term_and_writes_the_run_dir(tiny_demo, tmp_p
     assert any(isinstance(e, CheckpointSaved) for e in events) and isinstance(events[-1], Finished)
     run_dir = tmp_path / "run"
     assert {p.name for p in run_dir.iterdir()} == {"config.toml", "metrics.jsonl", "checkpoints", "events.log"}
+    # every record and event carries its wall-clock time (the curves' elapsed-time axis), the same in both
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["time"] for r in records if r["kind"] == "step"] == [s.time for s in steps]
+    assert [r["time"] for r in records if r["kind"] == "eval"] == [e.time for e in evaluated]
+    assert all(abs(r["time"] - time.time()) < 600 for r in records)
     state = load_checkpoint(run_dir)  # weights_only under the hood
     assert state["iteration"] == 6 and state["normalization"] == "imagenet" and len(state["classes"]) == 19
     assert {"model", "optimizer", "rng", "config", "d_out", "d_img", "d_optimizer"} <= set(state)
