@@ -25,7 +25,7 @@ from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
 from pit_engine.export import read_truth
-from pit_engine.predict import Prediction, Predictor
+from pit_engine.predict import Predictor
 from pit_engine.train import Trainer
 
 UPDATE_INTERVAL_S = 0.05  # at most ~20 GUI updates a second
