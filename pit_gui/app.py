@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         window.start_training()
     if args.focus:
         window.tabs.setCurrentIndex(1)
-        window.inspect_view.set_focus({"a": 0, "b": 1, "third": 2}[args.focus])
+        window.inspect_view.compared.set_focus({"a": 0, "b": 1, "third": 2}[args.focus])
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
         window.show()

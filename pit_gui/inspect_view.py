@@ -10,10 +10,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
                                QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSlider,
                                QSplitter, QTableWidget, QVBoxLayout, QWidget)
 
@@ -21,7 +20,8 @@ from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
 from pit_engine.compare import OUTCOME_COLOURS
 from pit_engine.export import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
-from pit_gui.panels import CategoryChart, ImagePanel, link
+from pit_gui.panels import CategoryChart, ImagePanel
+from pit_gui.compared_panels import LAYOUTS, ComparedPanels, host
 from pit_gui.model_list import ModelList
 from pit_gui.tables import fill_table
 from pit_gui.workers import FrameResult
@@ -32,7 +32,6 @@ FILTERS = ("all frames", "ground truth holds the class", "a model predicts the c
 SORTS = ("name", "B's mIoU, worst first", "B's mIoU, best first", "gain of B over A, worst first",
          "gain of B over A, best first")
 THIRD = ("ground truth", "who is right / difference")
-LAYOUTS = ("auto", "one row", "two rows")
 REGION_MODES = ("cyan seeds + grown region", "CAM heat map")
 PATH_ROLE = Qt.UserRole
 
@@ -41,15 +40,6 @@ def qimage(array: np.ndarray) -> QImage:
     array = np.ascontiguousarray(array)
     h, w = array.shape[:2]
     return QImage(array.data, w, h, 3 * w, QImage.Format_RGB888).copy()  # copy: own the pixels
-
-
-def _host(item) -> pg.GraphicsLayoutWidget:
-    """A widget showing one pyqtgraph item; its size comes from the layout's stretch alone."""
-    host = pg.GraphicsLayoutWidget()
-    host.setBackground((30, 30, 34))
-    host.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
-    host.addItem(item)
-    return host
 
 
 def _swatch(colour, text: str) -> str:
@@ -124,37 +114,27 @@ class InspectView(QWidget):
         self.panel_a, self.panel_b, self.panel_c = ImagePanel("source-only"), ImagePanel("adapted"), ImagePanel("")
         self.panel_regions = ImagePanel("")
         self.chart = CategoryChart()
-        upper, lower = QWidget(), QWidget()
+        self.compared = ComparedPanels([self.panel_a, self.panel_b, self.panel_c])
+        self.compared.focus_changed.connect(lambda _which: self._show_pivot_row())
+        lower = QWidget()
         self.pivot_row = lower  # the pivot's panels: shown only for models that have a pivot
-        self.hosts = [_host(item) for item in (self.panel_a, self.panel_b, self.panel_c, self.panel_regions,
-                                                self.chart)]
-        self.grid = QGridLayout(upper)  # A, B, third: one row, or two rows for wide frames
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setSpacing(2)
-        self.rows = 0
         box = QHBoxLayout(lower)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
-        box.addWidget(self.hosts[3], 1)
-        box.addWidget(self.hosts[4], 2)
-        self.panels = [self.panel_a, self.panel_b, self.panel_c, self.panel_regions]
-        # A, B and the third panel: one shape, one view. The regions panel has another shape and stays
-        # apart: pyqtgraph links views at one scale, so linking it shrank the frames the others draw
-        link(self.panels[:3])
-        self.arrange(1)
-        upper.installEventFilter(self)  # auto layout follows the space the panels have
-        self.focused: int | None = None  # focus mode: which of A, B and the third panel fills the view
+        # the regions panel has another shape and stays apart: pyqtgraph links views at one scale, so
+        # linking it shrank the frames the others draw. It stays fitted too, until zoomed.
+        regions_host = host(self.panel_regions)
+        box.addWidget(regions_host, 1)
+        box.addWidget(host(self.chart), 2)
         self._pivots_shown = False
+        self._regions_fitted = True
+        self.panel_regions.vb.sigResized.connect(self._refit_regions)
+        self.panel_regions.vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "_regions_fitted", False))
         # under the panels: what A, B and the ground truth say at the cursor
         self.readout = QLabel(" ", toolTip="Class and confidence under the cursor")
         self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)  # long text never resizes the panels
-        for host, panel in zip(self.hosts, self.panels):
-            host.scene().sigMouseMoved.connect(lambda pos, p=panel: self._hover(p, pos))
-        # fitted panels stay fitted as the window and the layout change, until the user zooms or pans
-        self._fitted = True
-        for panel in self.panels:
-            panel.vb.sigResized.connect(lambda _vb, p=panel: self._refit(p))
-            panel.vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "_fitted", False))
+        self.compared.hovered.connect(self._show_readout)
+        regions_host.scene().sigMouseMoved.connect(lambda pos: self.compared.hover(self.panel_regions, pos))
 
         # controls
         models = QGroupBox("Models (pick which two fill panels A and B)")
@@ -180,7 +160,7 @@ class InspectView(QWidget):
         self.layout_choice = QComboBox(toolTip="Auto: two rows for frames twice as wide as tall or wider "
                                                "(Cityscapes' 2:1), so that each is drawn twice as large")
         self.layout_choice.addItems(LAYOUTS)
-        self.layout_choice.currentIndexChanged.connect(lambda _i: self._auto_arrange())
+        self.layout_choice.currentIndexChanged.connect(self.compared.set_mode)
         fd.addRow("Panels", self.layout_choice)
 
         legend = QGroupBox("Classes (untick to hide)")
@@ -247,7 +227,7 @@ class InspectView(QWidget):
         framed = QWidget()
         fv = QVBoxLayout(framed)
         fv.setContentsMargins(0, 0, 0, 0)
-        fv.addWidget(upper, 1)
+        fv.addWidget(self.compared, 1)
         fv.addWidget(self.readout)
         centre = QSplitter(Qt.Vertical)
         centre.addWidget(framed)
@@ -484,72 +464,20 @@ class InspectView(QWidget):
     def alpha(self) -> float:
         return self.opacity.value() / 100
 
-    # layout --------------------------------------------------------------------------------------
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Resize and watched is self.grid.parentWidget():
-            self._auto_arrange()
-        return False
-
-    def arrange(self, rows: int) -> None:
-        """A, B and the third panel in one row, or A and B above the third (wide frames)."""
-        if rows == self.rows:
-            return
-        for host in self.hosts[:3]:
-            self.grid.removeWidget(host)
-        spots = ((0, 0), (0, 1), (0, 2)) if rows == 1 else ((0, 0), (0, 1), (1, 0))
-        for host, (r, c) in zip(self.hosts[:3], spots):
-            self.grid.addWidget(host, r, c)
-        for i in range(3):
-            self.grid.setColumnStretch(i, 1 if rows == 1 or i < 2 else 0)
-            self.grid.setRowStretch(i, 1 if i < rows else 0)
-        self.rows = rows
-
-    def _auto_arrange(self) -> None:
-        """Auto: whichever of one row or two rows draws the frame larger in the space there is."""
-        choice, r = self.layout_choice.currentIndex(), self.result()
-        rows = {1: 1, 2: 2}.get(choice)
-        if rows is None:
-            area = self.grid.parentWidget()
-            aspect = r.image.shape[1] / r.image.shape[0] if r is not None else 2.0
-            width, height = max(area.width(), 1), max(area.height(), 1)
-            drawn = {n: min(width / (3 if n == 1 else 2), height / n * aspect) for n in (1, 2)}
-            rows = 2 if drawn[2] > drawn[1] * 1.05 else 1
-        if rows != self.rows:
-            self.arrange(rows)
-            QTimer.singleShot(0, self.fit)
-
+    # fitting and the readout -----------------------------------------------------------------------
     def fit(self) -> None:
-        """The frame fitted to its panel (Ctrl+0); it stays fitted until the next zoom."""
-        self._fitted = True
-        self.panels[self.focused if self.focused is not None else 0].vb.autoRange(padding=0)
+        """Every panel's frame fitted to its panel (Ctrl+0); each stays fitted until the next zoom."""
+        self.compared.fit()
+        self._regions_fitted = True
+        self._refit_regions()
 
-    # focus mode and the readout -------------------------------------------------------------------
-    def set_focus(self, which: int | None) -> None:
-        """One of A (0), B (1) and the third panel (2) fills the view, fitted; None: all of them."""
-        self.focused = which
-        for i, host in enumerate(self.hosts[:3]):
-            host.setVisible(which is None or i == which)
-        # a hidden panel keeps its old size, and a view linked to it (aspect locked) would keep its range
-        for panel in self.panels[1:3]:
-            panel.vb.setXLink(self.panels[0].vb if which is None else None)
-            panel.vb.setYLink(self.panels[0].vb if which is None else None)
-        self.pivot_row.setVisible(self._pivots_shown and which is None)
-        QTimer.singleShot(0, lambda: self.panels[which if which is not None else 0].vb.autoRange(padding=0))
+    def _refit_regions(self, *_) -> None:
+        if self._regions_fitted and self.panel_regions.array is not None:
+            self.panel_regions.vb.autoRange(padding=0)
 
-    def _refit(self, panel) -> None:
-        shown = (self.panels[self.focused if self.focused is not None else 0], self.panel_regions)
-        if panel in shown and panel.array is not None and (self._fitted or self.focused is not None):
-            panel.vb.autoRange(padding=0)
-
-    def toggle_focus(self) -> None:
-        self.set_focus(None if self.focused is not None else 1)  # the adapted model first
-
-    def flip(self, step: int = 1) -> None:
-        """In focus mode, the next of A, B and the third panel, as an image viewer flips images."""
-        if self.focused is None:
-            self.set_focus(1)
-        else:
-            self.set_focus((self.focused + step) % 3)
+    def _show_pivot_row(self) -> None:
+        """The pivot's panels exist only for methods that have a pivot, and give way to a focused panel."""
+        self.pivot_row.setVisible(self._pivots_shown and self.compared.focused is None)
 
     def readout_at(self, x: int, y: int) -> str:
         """What each model and the ground truth say about the frame's pixel (x, y)."""
@@ -565,11 +493,8 @@ class InspectView(QWidget):
             parts.append(f"ground truth: {CITYSCAPES_CLASSES[t] if t < NUM_CLASSES else 'ignored'}")
         return " · ".join(parts)
 
-    def _hover(self, panel, pos) -> None:
-        if not panel.vb.sceneBoundingRect().contains(pos):
-            return
-        point = panel.vb.mapSceneToView(pos)
-        self.readout.setText(self.readout_at(int(point.x()), int(point.y())) or " ")
+    def _show_readout(self, x: int, y: int) -> None:
+        self.readout.setText(self.readout_at(x, y) or " ")
 
     def result(self) -> FrameResult | None:
         return self.cache.get(self.current) if self.current is not None else None
@@ -593,12 +518,11 @@ class InspectView(QWidget):
         r = self.result()
         if r is None:
             return
-        self._auto_arrange()
+        self.compared.set_aspect(r.image.shape[1] / r.image.shape[0])
         self.render_panels()
         names, (a, b) = self._pair_names(), self.pair_preds(r)
         pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (a, b))
-        # the pivot panels exist only for methods that have a pivot, and give way to a focused panel
-        self.pivot_row.setVisible(pivots and self.focused is None)
+        self._show_pivot_row()
         self.regions_box.setVisible(pivots)
         self.chart.show_vectors([(names[0], a), (names[1], b)], r.truth_present)
         self._fill_table(r)

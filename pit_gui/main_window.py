@@ -157,11 +157,11 @@ class MainWindow(QMainWindow):
 
     def _toggle_focus(self) -> None:
         self.tabs.setCurrentIndex(1)
-        self.inspect_view.toggle_focus()
+        self.inspect_view.compared.toggle_focus()
 
     def _focus_flip(self, step: int) -> None:
         self.tabs.setCurrentIndex(1)
-        self.inspect_view.flip(step)
+        self.inspect_view.compared.flip(step)
 
     # messages ---------------------------------------------------------------------------------------
     def say(self, text: str) -> None:

@@ -704,15 +704,16 @@ def test_focus_mode_flips_between_a_b_and_the_truth_and_the_readout_names_the_pi
     wait_scored(qtbot, window)
     window.tabs.setCurrentIndex(1)
     QTest.keyClick(window, Qt.Key_F)  # the window's shortcut: the adapted model fills the view
-    assert view.focused == 1
-    assert [h.isVisible() for h in view.hosts[:3]] == [False, True, False] and not view.pivot_row.isVisible()
+    assert view.compared.focused == 1
+    assert [h.isVisible() for h in view.compared.hosts] == [False, True, False] and not view.pivot_row.isVisible()
     QTest.keyClick(window, Qt.Key_Space)
-    assert view.focused == 2 and view.hosts[2].isVisible() and not view.hosts[1].isVisible()
+    assert view.compared.focused == 2 and [h.isVisible() for h in view.compared.hosts] == [False, False, True]
     QTest.keyClick(window, Qt.Key_Space)
-    assert view.focused == 0
+    assert view.compared.focused == 0
     assert view.panel_b.vb.linkedView(view.panel_b.vb.XAxis) is None  # a focused panel zooms on its own
     QTest.keyClick(window, Qt.Key_F)
-    assert view.focused is None and all(h.isVisible() for h in view.hosts[:3]) and view.pivot_row.isVisible()
+    assert view.compared.focused is None and all(h.isVisible() for h in view.compared.hosts)
+    assert view.pivot_row.isVisible()
     assert view.panel_b.vb.linkedView(view.panel_b.vb.XAxis) is view.panel_a.vb  # linked again
     r = view.result()
     y, x = 40, 10
@@ -825,14 +826,17 @@ def test_every_config_key_is_in_the_form_with_its_documentation(qtbot):
 
 def test_wide_frames_get_two_rows_of_panels(window, qtbot):
     view = window.inspect_view
+    panels = view.compared
     qtbot.waitUntil(lambda: view.result() is not None, timeout=WAIT_MS)
-    assert view.result().image.shape[1] >= 2 * view.result().image.shape[0] and view.rows == 2  # auto, 2:1
-    a, b, third = (view.grid.getItemPosition(view.grid.indexOf(h))[:2] for h in view.hosts[:3])
-    assert (a, b, third) == ((0, 0), (0, 1), (1, 0))
+
+    def spot(i):
+        return panels.grid.getItemPosition(panels.grid.indexOf(panels.hosts[i]))[:2]
+    assert view.result().image.shape[1] >= 2 * view.result().image.shape[0] and panels.rows == 2  # auto, 2:1
+    assert [spot(i) for i in range(3)] == [(0, 0), (0, 1), (1, 0)]
     view.layout_choice.setCurrentText("one row")
-    assert view.rows == 1 and view.grid.getItemPosition(view.grid.indexOf(view.hosts[2]))[:2] == (0, 2)
+    assert panels.rows == 1 and spot(2) == (0, 2)
     view.layout_choice.setCurrentText("auto")
-    assert view.rows == 2
+    assert panels.rows == 2
 
 
 def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path):
