@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QHeaderView, QPushButt
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 COLUMNS = ("model", "A", "B", "")
+SHOWN_ROWS = 8
 
 
 class ModelList(QWidget):
@@ -34,7 +35,6 @@ class ModelList(QWidget):
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.NoSelection)
         self.table.setWordWrap(True)
-        self.table.setMinimumHeight(110)
         self.groups = {"a": QButtonGroup(self), "b": QButtonGroup(self)}
         for which, group in self.groups.items():
             group.idClicked.connect(lambda i, w=which: self.set_pair(*((i, self.b) if w == "a" else (self.a, i))))
@@ -94,6 +94,7 @@ class ModelList(QWidget):
     def set_names(self, names: list[str]) -> None:
         """The loaded models' names; a checkpoint that failed to load ("") leaves the list."""
         failed = [i for i, name in enumerate(names) if not name]
+        pair = (self.a, self.b)
         self.names = list(names)
         for i in reversed(failed):
             del self.checkpoints[i], self.names[i]
@@ -102,6 +103,8 @@ class ModelList(QWidget):
         self._rebuild()
         if failed:
             self.models_changed.emit(list(self.checkpoints))
+        if (self.a, self.b) != pair or failed:
+            self.pair_changed.emit(self.a, self.b)
 
     def name(self, i: int) -> str:
         if 0 <= i < len(self.names):
@@ -128,6 +131,7 @@ class ModelList(QWidget):
     def _changed(self) -> None:
         self._rebuild()
         self.models_changed.emit(list(self.checkpoints))
+        self.pair_changed.emit(self.a, self.b)
 
     def _rebuild(self) -> None:
         self.table.setRowCount(len(self.checkpoints))
@@ -146,7 +150,14 @@ class ModelList(QWidget):
             close.clicked.connect(lambda _=False, j=i: self.remove(j))
             self.table.setCellWidget(i, 3, close)
         self.table.resizeRowsToContents()
+        self._fit_height()
         self._check_buttons()
+
+    def _fit_height(self) -> None:
+        """Every row in sight up to SHOWN_ROWS of them; a scroll bar beyond."""
+        rows = range(min(self.table.rowCount(), SHOWN_ROWS))
+        height = self.table.horizontalHeader().height() + sum(self.table.rowHeight(i) for i in rows)
+        self.table.setFixedHeight(max(height, 2 * self.table.horizontalHeader().height()) + 2 * self.table.frameWidth())
 
     def _check_buttons(self) -> None:
         for which, i in (("a", self.a), ("b", self.b)):

@@ -856,6 +856,7 @@ def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path)
     assert view.table.item(0, 4).text() == "+0.0"  # the same weights in A and B
     qtbot.waitUntil(lambda: "Over 8 of 8" in folder.info.text(), timeout=WAIT_MS)
     assert folder.table.columnCount() == 1 + 3 + 1 + 1  # class, three IoUs, Δ, PIT's pivot
+    assert folder.pair == (0, 2) and folder.which.currentIndex() == 2  # Δ and the matrix: panel B's model
 
     # another pair: drawn and sorted from what is there, nothing predicted again
     generation, r = view.generation, view.result()
@@ -869,6 +870,7 @@ def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path)
     assert gains == sorted(gains, reverse=True)
     view.models.groups["a"].button(2).click()
     assert view.pair == (2, 1) and view.panel_a.titleLabel.text.startswith("A · source-only")
+    assert folder.pair == (2, 1)
 
     # closing a model: the rest are predicted again, the panels keep two models
     view.models.remove(2)
