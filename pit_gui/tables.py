@@ -20,3 +20,4 @@ def fill_table(table: QTableWidget, rows: list[tuple[list[str], float | None]], 
             if j:
                 cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
             table.setItem(i, j, cell)
+    table.resizeColumnsToContents()  # once, here: a header resizing to contents measured at every setItem
