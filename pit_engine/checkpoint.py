@@ -30,6 +30,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         path = latest_checkpoint(path)
     if not path.is_file():
         raise UserError("checkpoint not found", path, "give a .pt file or a run directory")
+    if not is_torch_file(path):
+        raise UserError("not a PyTorch checkpoint", path, "give a .pt file written by `pit train`, or its run "
+                                                          "directory")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, refused pickle globals, not a torch file at all
@@ -38,6 +41,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError("not a PIT Studio checkpoint", path, "give a checkpoint written by `pit train`")
     return state
+
+
+def is_torch_file(path: Path) -> bool:
+    """Whether a file starts as torch.save writes: a zip archive, or (the legacy format) a pickle."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _load_failure(exc: Exception) -> str:

@@ -32,11 +32,14 @@ def _progress(desc: str):
 def cmd_make_demo(args) -> int:
     from pit_engine.data.demo import make_demo
 
+    from pit_engine.data.io import output_folder
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError("not a folder", out, "choose a folder for --out")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise UserError("output folder is not empty", out, "choose a new folder or pass --overwrite")
+    output_folder(out)
     start = time.perf_counter()
     paths = make_demo(out, seed=args.seed, n_source=args.source, n_train=args.train, n_val=args.val,
                       n_test=args.test, progress=_progress("generating"))
@@ -253,15 +256,52 @@ def cmd_bench(args) -> int:
     return 0
 
 
+TRAIN_DESCRIPTION = """Train a segmenter from a TOML config: source-only, PIT or a baseline (the config's
+method.name), on one device or, under torchrun, on many. The presets shipped in resources/:
+
+  demo.toml                   the small backbone on the demo domain pair, minutes on 2 CPU cores
+                              (`pit demo` runs it for you; by hand, set data.source_root and
+                              data.target_root)
+  gta5_to_cityscapes.toml     GTA5 -> Cityscapes, the paper's DeepLabV2-ResNet-101 protocol
+                              (a GPU, the data sets and ImageNet weights needed)
+  synthia_to_cityscapes.toml  SYNTHIA-RAND-CITYSCAPES -> Cityscapes, the same protocol, scored on
+                              16 and 13 classes
+
+A run directory holds config.toml, metrics.jsonl, events.log and checkpoints/; --resume continues
+one from its newest checkpoint."""
+
+
+def _debug_flag() -> argparse.ArgumentParser:
+    """--debug after the command too (`pit train --config x.toml --debug`): every command takes it."""
+    flag = argparse.ArgumentParser(add_help=False)
+    flag.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return flag
+
+
+def _command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, parents=[_debug_flag()], **kwargs)
+
+
+def _help(parser: argparse.ArgumentParser):
+    """A command given without its subcommand prints its help (not an error)."""
+    def show(_args) -> int:
+        parser.print_help()
+        return 0
+    return show
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pit", description="PIT Studio: domain-adaptive semantic segmentation (PIT, CVPR 2020).")
+    parser = _Parser(prog="pit", description="PIT Studio: domain-adaptive semantic segmentation (PIT, CVPR 2020).",
+                     epilog="Start with `pit demo --quick`. `pit COMMAND --help` says more of each command.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.set_defaults(func=_help(parser))
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="data sets: make the demo pair, check a folder")
-    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data = _command(sub, "data", help="data sets: make the demo pair, check a folder")
+    data.set_defaults(func=_help(data))
+    data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="SUBCOMMAND")
 
-    demo = data_sub.add_parser("make-demo", help="generate the demo domain pair (GTA5-format source, "
+    demo = _command(data_sub, "make-demo", help="generate the demo domain pair (GTA5-format source, "
                                                   "Cityscapes-format target)")
     demo.add_argument("--out", required=True, help="output folder")
     demo.add_argument("--seed", type=int, default=0)
@@ -273,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     demo.set_defaults(func=cmd_make_demo)
 
-    check = data_sub.add_parser("check", help="validate a data set folder and summarise it")
+    check = _command(data_sub, "check", help="validate a data set folder and summarise it")
     check.add_argument("kind", choices=["gta5", "synthia", "cityscapes", "folder"])
     check.add_argument("root")
     check.add_argument("--split", help="Cityscapes split (default train)")
@@ -281,15 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--overwrite", action="store_true", help="replace existing exported files")
     check.set_defaults(func=cmd_check)
 
-    train = sub.add_parser("train", help="train source-only or PIT from a TOML config")
-    train.add_argument("--config", help="config file (see resources/)")
+    train = _command(sub, "train", help="train source-only, PIT or a baseline from a TOML config",
+                           description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--config", help="config file: a preset above, or your own (pit-gui's Train view saves one)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
     train.add_argument("--out", help="run directory (default runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on a labelled data set")
+    ev = _command(sub, "eval", help="evaluate a checkpoint on a labelled data set")
     ev.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
     ev.add_argument("--data", required=True, metavar="KIND:ROOT[:SPLIT]", help="e.g. cityscapes:/data/cityscapes:val")
     ev.add_argument("--device", default="auto")
@@ -297,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="also write the result as JSON")
     ev.set_defaults(func=cmd_eval)
 
-    imp = sub.add_parser("import", help="a published AdaptSegNet / ADVENT model (.pth) as a run directory "
+    imp = _command(sub, "import", help="a published AdaptSegNet / ADVENT model (.pth) as a run directory "
                                         "that eval, export and the GUI open")
     imp.add_argument("weights", help="a trained DeepLab-format checkpoint, e.g. ADVENT's GTA2Cityscapes model")
     imp.add_argument("--out", required=True, help="the run directory to write")
@@ -309,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a value of the recorded config, e.g. --set eval.size=[2048,1024]")
     imp.set_defaults(func=cmd_import)
 
-    predict = sub.add_parser("predict", help="class maps, colour maps and category vectors for frames")
+    predict = _command(sub, "predict", help="class maps, colour maps and category vectors for frames")
     predict.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     predict.add_argument("--out", required=True)
@@ -317,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.set_defaults(func=cmd_predict)
 
-    export = sub.add_parser("export", help="overlay PNGs, and source-only vs adapted composites with --compare")
+    export = _command(sub, "export", help="overlay PNGs, and source-only vs adapted composites with --compare")
     export.add_argument("--checkpoint", required=True, help="a .pt file or a run directory (A, e.g. source-only)")
     export.add_argument("--compare", metavar="CKPT2", help="a second checkpoint (B, e.g. PIT)")
     export.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
@@ -327,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace existing output files")
     export.set_defaults(func=cmd_export)
 
-    demo = sub.add_parser("demo", help="the main job: demo data, source-only vs PIT, evaluation, report")
+    demo = _command(sub, "demo", help="the main job: demo data, source-only vs PIT, evaluation, report")
     demo.add_argument("--quick", action="store_true", help="a small, fast run (about a minute); not a real comparison")
     demo.add_argument("--out", default="pit-demo", help="output folder (default pit-demo)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -344,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "plus_e, pit, pit_f, oracle)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "
+    bench = _command(sub, "bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "
                                          "overlay and GWRP costs")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the results to this JSON file")

@@ -21,6 +21,7 @@ from pathlib import Path
 from pit_engine.classes import CITYSCAPES_CLASSES
 from pit_engine.config import Config
 from pit_engine.data.datasets import Cityscapes, GTA5
+from pit_engine.data.io import output_folder
 from pit_engine.errors import UserError
 from pit_engine.evaluate import evaluate_checkpoint
 from pit_engine.export import export_overlays
@@ -42,6 +43,21 @@ ROWS = {
     "pit_f": ("PIT + F (output-space adversarial)", "pit", {"output_adv": True}),
     "oracle": ("PIT with the oracle pivot (diagnosis)", "pit", {"pivot_source": "oracle"}),
     "target_labels": ("target labels (ceiling, not UDA)", "target_labels", {}),
+}
+# what each row is, in the report's words
+ROW_NOTES = {
+    "source_only": "trained on the labelled source alone; every other row is compared with it",
+    "adaptsegnet": "AdaptSegNet: a discriminator on the output space makes target predictions look like source ones",
+    "minent": "ADVENT MinEnt: the entropy of the target predictions is minimised",
+    "advent": "ADVENT AdvEnt: a discriminator on the entropy maps",
+    "cbst": "CBST: self-training on class-balanced confident target pixels, without a pivot",
+    "plus_d": "PIT with the pivot (the frame's category vector) and image-level region expansion (D) only",
+    "plus_e": "PIT with the pivot and pixel-level region expansion (E) only: pseudo-labels grown from seeds",
+    "pit": "PIT as built: the pivot with both expansions, image-level (D) and pixel-level (E)",
+    "pit_f": "PIT with an output-space discriminator added (F)",
+    "oracle": "PIT given the true category vector of each target frame: what a perfect pivot would buy "
+              "(reads target labels; a diagnosis, not a method)",
+    "target_labels": "trained on the labelled target train split: the ceiling (reads target labels; not adaptation)",
 }
 DEFAULT_ROWS = ("source_only", "pit")
 ABLATION_ROWS = ("source_only", "plus_d", "plus_e", "pit", "pit_f", "oracle")
@@ -98,8 +114,8 @@ def ensure_data(data: Path, quick: bool, say, data_seed: int = 0) -> None:
 def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(0,), ablation: bool = False,
              rows=None, say=print, on_event=None, data_seed: int = 0, split: str = "test") -> dict:
     start = time.perf_counter()
-    out = Path(out)
     dev = str(resolve_device(device, "--device"))
+    out = output_folder(out)
     data = out / "data"
     ensure_data(data, quick, say, data_seed)
     rows = tuple(rows) if rows else ABLATION_ROWS if ablation else DEFAULT_ROWS
@@ -128,10 +144,27 @@ def run_demo(out: str | Path, quick: bool = False, device: str = "auto", seeds=(
     say(f"exporting {'comparison ' if b else ''}overlays of {len(frames)} {split} frames -> {out / 'overlays'}")
     export_overlays(first_runs[a], frames, out / "overlays", first_runs[b] if b else None, device=dev, overwrite=True)
     report = summarise(results, seeds, dev, time.perf_counter() - start, quick, info)
-    report.update(data_seed=data_seed, split=split)
+    config = demo_config(data, rows[0], seeds[0], dev, quick)
+    report.update(data_seed=data_seed, split=split, setup=setup(data, config, out, first_runs, bool(b)))
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(report_markdown(report))
     return report
+
+
+def setup(data: Path, config: Config, out: Path, runs: dict[str, Path], compared: bool) -> dict:
+    """What the demo ran: the frames and their sizes, the network, the schedule, and where its
+    runs and overlays are."""
+    from pit_engine.data.io import image_size
+
+    def frames(dataset) -> dict:
+        return {"frames": len(dataset), "size": list(image_size(dataset.samples[0].image)) if len(dataset) else None}
+    return {"data": str(data), "source": frames(GTA5(data / "source")),
+            **{split: frames(Cityscapes(data / "target", split)) for split in ("train", "val", "test")},
+            "backbone": config.model.backbone, "iterations": config.train.iterations, "warmup": config.train.warmup,
+            "batch_size": config.train.batch_size, "crop": {"source": list(config.data.source_size),
+                                                           "target": list(config.data.target_size)},
+            "runs": {row: str(path) for row, path in runs.items()}, "overlays": str(out / "overlays"),
+            "compared": compared}
 
 
 def _mean_std(values):
@@ -175,36 +208,71 @@ def summarise(results: dict[str, list[dict]], seeds, device: str, wall: float, q
     return report
 
 
+def _frames(part: dict) -> str:
+    size = f" at {part['size'][0]}×{part['size'][1]}" if part.get("size") else ""
+    return f"{part['frames']} frames{size}"
+
+
 def report_markdown(report: dict) -> str:
     rows = report["rows"]
+    several = len(report["seeds"]) > 1  # a spread needs two seeds at least
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    lines = ["# PIT Studio demo report", "",
-             f"Device: {report['device']}; seeds: {', '.join(map(str, report['seeds']))}; "
-             f"wall time: {report['wall_s']:.0f} s{' (quick: not a meaningful comparison)' if report['quick'] else ''}.",
-             f"Target: the {report.get('split', 'test')} split of the demo pair drawn with generator seed "
-             f"{report.get('data_seed', 0)}; mIoU over 19 classes, in %.", ""]
-    lines += ["| method | mIoU (mean ± std over seeds) | per seed | wall time |", "|---|---|---|---|"]
+    lines = ["# PIT Studio demo report", ""]
+    if report["quick"]:
+        lines += ["A quick run (`--quick`): too short to compare methods; it shows that everything works.", ""]
+    setup = report.get("setup")
+    if setup:
+        lines += ["## What was run", "",
+                  f"- Data ({setup['data']}): the demo domain pair drawn with generator seed {report.get('data_seed', 0)}: "
+                  f"source (GTA5 layout) {_frames(setup['source'])}; target (Cityscapes layout) train "
+                  f"{_frames(setup['train'])}, val {_frames(setup['val'])}, test {_frames(setup['test'])}.",
+                  f"- Each row: the `{setup['backbone']}` backbone, {setup['iterations']} iterations "
+                  f"(the first {setup['warmup']} on the source alone), {setup['batch_size']} source and "
+                  f"{setup['batch_size']} target frames a step, trained at {setup['crop']['source'][0]}×"
+                  f"{setup['crop']['source'][1]} (source) and {setup['crop']['target'][0]}×"
+                  f"{setup['crop']['target'][1]} (target); seeds {', '.join(map(str, report['seeds']))}; "
+                  f"device {report['device']}; {report['wall_s']:.0f} s in all.",
+                  f"- Scored on the target's {report.get('split', 'test')} split: mIoU over the 19 Cityscapes "
+                  "classes, in %.",
+                  "- Runs (open one with `pit-gui RUN`): " + ", ".join(f"`{path}`" for path in setup["runs"].values())
+                  + ".",
+                  f"- Overlays of a few {report.get('split', 'test')} frames: `{setup['overlays']}`"
+                  + (" (`_compare.png`: frame, A, B, ground truth, who is right)." if setup["compared"] else "."),
+                  ""]
+    else:
+        lines += [f"Device: {report['device']}; seeds: {', '.join(map(str, report['seeds']))}; "
+                  f"wall time: {report['wall_s']:.0f} s.", ""]
+    lines += ["## Results", "",
+              f"| method | mIoU{' (mean ± std over seeds)' if several else ''} |"
+              f"{' per seed |' if several else ''} wall time |",
+              "|---|---|" + ("---|" if several else "") + "---|"]
     for row in rows:
         r = report[row]
-        spread = f" ± {pct(r['miou_std'])}" if len(r["miou_per_seed"]) > 1 else ""
-        lines.append(f"| {r['label']} | {pct(r['miou'])}{spread} | "
-                     f"{' / '.join(pct(v) for v in r['miou_per_seed'])} | {r['wall_s']:.0f} s |")
-    if any(not report[row]["uda"] for row in rows):
-        lines += ["", "Rows that read target labels (the ceiling, the oracle pivot) are not adaptation methods: "
-                      "they say how much gap there is to close."]
+        spread = f" ± {pct(r['miou_std'])}" if several else ""
+        per_seed = f" {' / '.join(pct(v) for v in r['miou_per_seed'])} |" if several else ""
+        lines.append(f"| {r['label']} | {pct(r['miou'])}{spread} |{per_seed} {r['wall_s']:.0f} s |")
     if "gain" in report:
-        lines += ["", f"Gain of PIT over source only: {100 * report['gain']:+.1f} mIoU points "
-                      f"(std {100 * report['gain_std']:.1f})."]
+        # the gain from the numbers printed above, so that the two always agree
+        gain = round(100 * report["pit"]["miou"], 1) - round(100 * report["source_only"]["miou"], 1)
+        spread = f" (std over seeds {100 * report['gain_std']:.1f})" if several else ""
+        lines += ["", f"Gain of PIT over source only: {gain:+.1f} mIoU points{spread}."]
+    lines += ["", "The rows:", ""]
+    lines += [f"- **{report[row]['label']}**: {ROW_NOTES[row]}." for row in rows if row in ROW_NOTES]
     pivots = [row for row in rows if report[row].get("mean_pivot_precision") is not None]
     if pivots:
-        lines += ["", "Pivot quality on the same frames (mean over classes, %): q is the classifier's own verdict, "
-                      "refreshed is max(q, GWRP(p)).", "",
+        lines += ["", "## Pivot quality", "",
+                  "How well each frame's category vector says which classes the frame holds, on the same frames "
+                  "(mean over classes, %): q is the pivot head's own verdict, refreshed is max(q, GWRP(p)), the "
+                  "vector the method uses.", "",
                   "| method | q precision | q recall | refreshed precision | refreshed recall |", "|---|---|---|---|---|"]
         for row in pivots:
             r = report[row]
             lines.append(f"| {r['label']} | {pct(r['mean_pivot_precision'])} | {pct(r['mean_pivot_recall'])} | "
                          f"{pct(r['mean_refreshed_precision'])} | {pct(r['mean_refreshed_recall'])} |")
-    lines += ["", "Per-class IoU (%):", "", "| class | " + " | ".join(report[r]["label"] for r in rows) + " |",
+    if any(not report[row]["uda"] for row in rows):
+        lines += ["", "Rows that read target labels (the ceiling, the oracle pivot) are not adaptation methods: "
+                      "they say how much gap there is to close."]
+    lines += ["", "## Per-class IoU (%)", "", "| class | " + " | ".join(report[r]["label"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
     for c in report["classes"]:
         lines.append(f"| {c} | " + " | ".join(pct(report[r]["per_class"][c]) for r in rows) + " |")

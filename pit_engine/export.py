@@ -11,18 +11,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from pit_engine import overlay
-from pit_engine.classes import CITYSCAPES_CLASSES, colourize, labelids_to_trainids
-from pit_engine.compare import OUTCOME_COLOURS, OUTCOMES, FolderComparison, compare
-from pit_engine.data.io import IMAGE_SUFFIXES, atomic_write, read_id_label, read_rgb, save_png
+from pit_engine.classes import CITYSCAPES_CLASSES, colourize
+from pit_engine.compare import FolderComparison, compare
+from pit_engine.data.io import (IMAGE_SUFFIXES, atomic_write, output_folder, read_rgb, read_truth, save_png,
+                                truth_for)
 from pit_engine.errors import UserError
+from pit_engine.overlay import comparison_image, overlay_image
 from pit_engine.pit_ops import ABSENT, PRESENT
 from pit_engine.predict import Predictor
-
-DIFFER_COLOUR = (255, 0, 255)
-
 
 @dataclass
 class Inputs:
@@ -51,28 +47,6 @@ def gather(paths) -> Inputs:
     if not found.images:
         raise UserError("no image files among the inputs", ", ".join(map(str, paths)), "give frames (.png, .jpg, ...)")
     return found
-
-
-def truth_for(image: Path) -> Path | None:
-    """A Cityscapes frame's labelIds file, found through the data set's layout, if it is there."""
-    if not image.name.endswith("_leftImg8bit.png") or "leftImg8bit" not in image.parts[:-1]:
-        return None
-    parts = list(image.parts)
-    i = len(parts) - 1 - parts[::-1].index("leftImg8bit")
-    parts[i] = "gtFine"
-    parts[-1] = image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
-    label = Path(*parts)
-    return label if label.is_file() else None
-
-
-def read_truth(image: Path, shape) -> np.ndarray | None:
-    """The frame's ground truth as trainIds, or None without a label (or one of another size,
-    which is not this frame's)."""
-    label = truth_for(Path(image))
-    if label is None:
-        return None
-    truth = labelids_to_trainids(read_id_label(label))
-    return truth if truth.shape == tuple(shape) else None
 
 
 def _names(images: list[Path]) -> list[str]:
@@ -117,7 +91,7 @@ def predict_files(checkpoint, paths, out, device="cpu", overwrite=False, progres
     """Per frame: `<name>_trainIds.png`, `<name>_colour.png` and `<name>.json`."""
     predictor = Predictor.from_checkpoint(checkpoint, device)
     inputs = gather(paths)
-    out = Path(out)
+    out = output_folder(out)
     names = _names(inputs.images)
     _refuse_overwrite(out, [f"{n}{s}" for n in names for s in ("_trainIds.png", "_colour.png", ".json")], overwrite)
     written = []
@@ -150,7 +124,7 @@ def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, 
     a = Predictor.from_checkpoint(checkpoint, device)
     b = Predictor.from_checkpoint(compare_checkpoint, device) if compare_checkpoint else None
     inputs = gather(paths)
-    out = Path(out)
+    out = output_folder(out)
     names = _names(inputs.images)
     files = [f"{n}_overlay.png" for n in names] + ([f"{n}_compare.png" for n in names] if b else []) + ["index.json"]
     _refuse_overwrite(out, files, overwrite)
@@ -162,7 +136,7 @@ def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, 
         if image is None:
             continue
         pa = a.predict(image)
-        save_png(out / f"{name}_overlay.png", overlay_image(image, pa.classes, alpha))
+        save_png(out / f"{name}_overlay.png", overlay_image(image, pa.classes, alpha, title=a.name))
         entry = {"image": str(path), "overlay": f"{name}_overlay.png"}
         if b:
             pb = b.predict(image)
@@ -180,41 +154,3 @@ def export_overlays(checkpoint, paths, out, compare_checkpoint=None, alpha=0.5, 
         index["per_class_iou"] = folder.table(CITYSCAPES_CLASSES)
     _write_json(out / "index.json", index)
     return index
-
-
-def overlay_image(image, classes, alpha=0.5, show_boundaries=True, visible=None) -> np.ndarray:
-    """One frame's overlay with the legend of its classes below: `pit export`'s `_overlay.png`."""
-    return overlay.with_legend(overlay.blend(image, classes, alpha, show_boundaries, visible), classes)
-
-
-def outcome_panel(image, cmp) -> tuple[str, np.ndarray]:
-    """Who is right (with ground truth), or where the two predictions differ (without)."""
-    if cmp.outcome is not None:
-        outcome = np.zeros_like(image)
-        valid = cmp.outcome != 255
-        outcome[valid] = OUTCOME_COLOURS[cmp.outcome[valid]]
-        return "who is right", outcome
-    diff = image // 3
-    diff[cmp.differ] = DIFFER_COLOUR
-    return "where A and B differ", diff
-
-
-def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted",
-                     show_boundaries=True, visible=None) -> np.ndarray:
-    """frame | A | B | ground truth and who is right (or where A and B differ), titled, at native
-    resolution, with a key of the class colours (and outcome colours) below."""
-    def score(m):
-        return f", mIoU {100 * m:.1f}" if m is not None and m == m else ""
-
-    def draw(classes):
-        return overlay.blend(image, classes, alpha, show_boundaries, visible)
-    panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", draw(a)),
-              (f"B: {name_b}{score(cmp.miou_b)}", draw(b))]
-    shown = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
-    key = overlay.class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
-    if truth is not None:
-        panels.append(("ground truth", draw(truth)))
-        key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key
-    panels.append(outcome_panel(image, cmp))
-    grid = overlay.composite(panels)
-    return np.concatenate([grid, overlay.legend(key, grid.shape[1], overlay.text_px(image.shape[0] * 2))], 0)

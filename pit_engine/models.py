@@ -251,11 +251,14 @@ class WeightsReport:
 def _load_state(path: Path) -> dict:
     if not path.is_file():
         raise UserError("weights file not found", path, "give a local .pth file; nothing is downloaded")
+    from pit_engine.checkpoint import _load_failure, is_torch_file
+
+    if not is_torch_file(path):
+        raise UserError("not a PyTorch weights file", path, "give a .pth file saved by torch (a torchvision ResNet, "
+                                                           "the DeepLab init file or a trained DeepLab model)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, refused globals
-        from pit_engine.checkpoint import _load_failure
-
         raise UserError(f"cannot load weights: {_load_failure(exc)}", path,
                         "give a torchvision ResNet state dict, the DeepLab init file or a trained DeepLab model") from None
     for key in ("state_dict", "model"):

@@ -1,10 +1,12 @@
 """Rendering for people: class-colour overlays, heat maps, legends and comparison composites.
 
 numpy and PIL only (no Qt), so `pit export` and the GUI draw the same pixels. Everything is at
-the frame's native resolution; ignore pixels (255) keep the frame's own colour.
+the frame's native resolution (saved pictures of frames narrower than MIN_PICTURE_WIDTH are
+enlarged by a whole factor); ignore pixels (255) keep the frame's own colour.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import cv2
@@ -12,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, IGNORE, NUM_CLASSES
+from pit_engine.compare import OUTCOME_COLOURS, OUTCOMES
 
 BOUNDARY_SCALAR = (255, 255, 255, 0)  # OR-ing it sets a pixel to white, the boundary colour
 
@@ -145,3 +148,65 @@ def composite(panels: list[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
             t = np.concatenate([t, np.zeros((h - t.shape[0], t.shape[1], 3), np.uint8)], 0)
         row += [t, sep]
     return np.concatenate(row[:-1], 1)
+
+
+DIFFER_COLOUR = (255, 0, 255)
+MIN_PICTURE_WIDTH = 512
+
+
+def enlargement(width: int) -> int:
+    """How many times a saved picture enlarges a frame: small frames (the 128x64 demo frames)
+    are drawn at least MIN_PICTURE_WIDTH wide, so that a picture reads as it is."""
+    return max(1, -(-MIN_PICTURE_WIDTH // max(width, 1)))
+
+
+def enlarge(array: np.ndarray | None, k: int) -> np.ndarray | None:
+    """Each pixel as a k x k block (nearest neighbour: class maps keep their classes)."""
+    return array if array is None or k == 1 else np.repeat(np.repeat(array, k, 0), k, 1)
+
+
+def overlay_image(image, classes, alpha=0.5, show_boundaries=True, visible=None, title: str = "") -> np.ndarray:
+    """One frame's overlay, titled with the model that made it, with the legend of its classes
+    below: `pit export`'s `_overlay.png`."""
+    k = enlargement(image.shape[1])
+    image, classes = enlarge(image, k), enlarge(classes, k)
+    picture = blend(image, classes, alpha, show_boundaries, visible)
+    return with_legend(titled(picture, title) if title else picture, classes)
+
+
+def outcome_panel(image, cmp) -> tuple[str, np.ndarray]:
+    """Who is right (with ground truth), or where the two predictions differ (without)."""
+    if cmp.outcome is not None:
+        outcome = np.zeros_like(image)
+        valid = cmp.outcome != 255
+        outcome[valid] = OUTCOME_COLOURS[cmp.outcome[valid]]
+        return "who is right", outcome
+    diff = image // 3
+    diff[cmp.differ] = DIFFER_COLOUR
+    return "where A and B differ", diff
+
+
+def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", name_b="adapted",
+                     show_boundaries=True, visible=None) -> np.ndarray:
+    """frame | A | B | ground truth and who is right (or where A and B differ), titled, at native
+    resolution (small frames enlarged), with a key of the class colours (and outcome colours) below."""
+    k = enlargement(image.shape[1])
+    if k > 1:
+        image, a, b, truth = (enlarge(x, k) for x in (image, a, b, truth))
+        cmp = replace(cmp, differ=enlarge(cmp.differ, k), outcome=enlarge(cmp.outcome, k))
+
+    def score(m):
+        return f", mIoU {100 * m:.1f}" if m is not None and m == m else ""
+
+    def draw(classes):
+        return blend(image, classes, alpha, show_boundaries, visible)
+    panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", draw(a)),
+              (f"B: {name_b}{score(cmp.miou_b)}", draw(b))]
+    shown = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
+    key = class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
+    if truth is not None:
+        panels.append(("ground truth", draw(truth)))
+        key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key
+    panels.append(outcome_panel(image, cmp))
+    grid = composite(panels)
+    return np.concatenate([grid, legend(key, grid.shape[1], text_px(image.shape[0] * 2))], 0)

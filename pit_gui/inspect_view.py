@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QSplitter, QTableWidget, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
+from pit_engine.overlay import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASSES
 from pit_engine.compare import OUTCOME_COLOURS
-from pit_engine.export import DIFFER_COLOUR, comparison_image, outcome_panel, overlay_image
 from pit_gui.panels import CategoryChart, ImagePanel
 from pit_gui.compared_panels import LAYOUTS, ComparedPanels, host
 from pit_gui.model_list import ModelList
@@ -611,4 +611,5 @@ class InspectView(QWidget):
         pred = b or a
         if pred is None:
             return None
-        return overlay_image(r.image, pred.classes, self.alpha, self.boundaries.isChecked(), self.visible())
+        name = self._pair_names()[0 if pred is a else 1]
+        return overlay_image(r.image, pred.classes, self.alpha, self.boundaries.isChecked(), self.visible(), name)

@@ -20,11 +20,10 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from pit_engine.classes import NUM_CLASSES
 from pit_engine.compare import Comparison, compare
-from pit_engine.data.io import read_rgb
+from pit_engine.data.io import read_rgb, read_truth
 from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
-from pit_engine.export import read_truth
 from pit_engine.predict import Predictor
 from pit_engine.train import Trainer
 

@@ -132,3 +132,56 @@ def test_asking_for_a_missing_gpu_names_the_flag(capsys):
     code, _, errors = run_cli(["bench", "--device", "cuda"], capsys)
     assert code == 2 and errors == ["error: device 'cuda' asked for, but no CUDA GPU is available (--device) — "
                                     "use --device cpu (or auto)"]
+
+
+def test_debug_works_anywhere_on_the_line(tmp_path, capsys):
+    missing = tmp_path / "x.toml"
+    for args in (["--debug", "train", "--config", str(missing)], ["train", "--config", str(missing), "--debug"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "unrecognized" not in err
+        assert err.strip().splitlines()[-1].startswith(f"error: config file not found ({missing})")
+    assert main(["data", "check", "gta5", str(tmp_path / "nope"), "--debug"]) == 2  # a subcommand's too
+    assert "Traceback" not in capsys.readouterr().err  # a bad folder is reported, not raised
+
+
+def test_a_command_without_its_subcommand_prints_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("usage: pit") and "demo" in out.out and "pit demo --quick" in out.out and not out.err
+    assert main(["data"]) == 0
+    assert capsys.readouterr().out.startswith("usage: pit data")
+
+
+def test_train_help_describes_the_presets(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    for preset in ("demo.toml", "gta5_to_cityscapes.toml", "synthia_to_cityscapes.toml"):
+        assert preset in out
+    assert "--debug" in out and "Train a segmenter" in out
+
+
+def test_a_file_that_is_not_a_checkpoint_is_called_so(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes on the run\n")
+    frame = tmp_path / "frame.png"
+    save_png(frame, np.zeros((8, 8, 3), np.uint8))
+    code, _, errors = run_cli(["predict", "--checkpoint", str(notes), str(frame), "--out", str(tmp_path / "o")],
+                              capsys)
+    assert code == 2 and errors == [f"error: not a PyTorch checkpoint ({notes}) — give a .pt file written by "
+                                    "`pit train`, or its run directory"]
+    from pit_engine.models import _load_state
+    with pytest.raises(UserError, match="not a PyTorch weights file"):  # model.weights, pit import
+        _load_state(notes)
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "demo"  # a folder inside a file: it cannot be made
+    for args in (["demo", "--quick", "--out", str(out)], ["data", "make-demo", "--out", str(out)]):
+        code, _, errors = run_cli(args, capsys)
+        assert code == 2 and errors == [f"error: cannot create the output folder: Not a directory ({out}) — "
+                                        "choose a folder you can write to (--out)"]

@@ -41,6 +41,29 @@ def test_demo_writes_the_report(tiny_quick, tmp_path, capsys):
     assert "Pivot quality" in (out / "report.md").read_text()
 
 
+def test_the_report_says_what_was_run_and_agrees_with_itself(tiny_quick, tmp_path):
+    import re
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    text = (out / "report.md").read_text()
+    # what was run: the frames and their sizes, the backbone, the iterations, where the runs and overlays are
+    assert "source (GTA5 layout) 6 frames at 160×88" in text and "test 3 frames at 128×64" in text
+    assert "the `small` backbone, 4 iterations (the first 2 on the source alone)" in text
+    assert f"`{out / 'source_only'}`" in text and f"`{out / 'pit'}`" in text and f"`{out / 'overlays'}`" in text
+    # each row explained
+    assert "- **source only**: trained on the labelled source alone" in text
+    assert "- **PIT: + D + E**: PIT as built: the pivot with both expansions" in text
+    # one seed: no spread, no std
+    assert "±" not in text and "std" not in text
+    # the gain is the difference of the numbers the table prints
+    printed = {m[1]: float(m[2]) for m in re.finditer(r"^\| (source only|PIT: \+ D \+ E) \| ([\d.]+) \|",
+                                                   text.split("## Results")[1].split("## Pivot")[0], re.M)}
+    gain = float(re.search(r"Gain of PIT over source only: ([+-][\d.]+)", text)[1])
+    assert gain == pytest.approx(printed["PIT: + D + E"] - printed["source only"], abs=1e-9)
+    assert "| PIT: + D + E | " in text.split("## Pivot quality")[1]  # precision and recall in report.md too
+
+
 def test_another_generator_seed_draws_another_pair(tiny_quick, tmp_path):
     said = []
     demo.ensure_data(tmp_path / "data", True, said.append, 0)
@@ -59,3 +82,6 @@ def test_ablation_and_seeds_give_every_row_a_mean_and_spread(tiny_quick, tmp_pat
     for row in demo.ABLATION_ROWS:
         assert len(report[row]["miou_per_seed"]) == 2 and report[row]["miou_std"] >= 0
     assert len(report["gain_per_seed"]) == 2
+    text = demo.report_markdown(report)
+    assert "mIoU (mean ± std over seeds)" in text and "std over seeds" in text  # two seeds: a spread
+    assert "- **PIT: + D (image-level expansion)**: PIT with the pivot" in text

@@ -4,7 +4,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +18,17 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torc
                                 reason="torch built without gloo")
 
 
+def _env(cwd) -> dict:
+    """One thread per process, and a temporary folder of the test's own: torchrun leaves its
+    torchelastic_* folders there, not in the machine's /tmp."""
+    tmp = cwd / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+
+
 def _run(args, cwd, timeout=300):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=_env(cwd), capture_output=True, text=True,
+                          timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -40,9 +50,13 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_demo, tmp_path):
                     train={"batch_size": batch, "iterations": 4, "warmup": 1}).save(
             tmp_path / f"{name}.toml")
     _run(["-m", "pit_engine", "train", "--config", "one.toml", "--out", "run1"], tmp_path)
+    before = set(Path(tempfile.gettempdir()).glob("torchelastic_*"))
     done = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pit_engine", "train",
                  "--config", "two.toml", "--out", "run2"], tmp_path)
     assert "(2 processes)" in done.stderr
+    # torchrun's scratch folders stay in the test's own temporary folder
+    assert list((tmp_path / "tmp").glob("torchelastic_*"))
+    assert set(Path(tempfile.gettempdir()).glob("torchelastic_*")) == before
     one, two = _steps(tmp_path / "run1"), _steps(tmp_path / "run2")
     assert [r["iteration"] for r in two] == [1, 2, 3, 4]  # rank 0 alone logged, once per step
     for term in one[0]:
@@ -73,11 +87,10 @@ def test_a_failing_rank_stops_the_run_with_one_line_each(tiny_demo, tmp_path):
     broken = sorted((demo / "source" / "images").iterdir())[1]
     broken.write_bytes(broken.read_bytes()[:300])  # one rank draws it first and fails
     tiny_config(demo, train={"batch_size": 1, "iterations": 30, "warmup": 1}).save(tmp_path / "two.toml")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "--monitor-interval", "5", "-m", "pit_engine", "train", "--config", "two.toml",
-                           "--out", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                           "--out", "run"], cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and time.monotonic() - start < 120  # no rank waits for the lost one
     ours = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert ours[0] == (f"error: cannot read image: image file is truncated ({broken}) — the file is corrupt or "

@@ -97,9 +97,10 @@ def test_pit_export_compare_on_the_real_frame(tmp_path, realdata, capsys):
     (entry,) = index["frames"]
     assert entry["truth"].endswith("_gtFine_labelIds.png")  # found through the Cityscapes layout
     composite = np.asarray(Image.open(out / entry["compare"]))
-    assert composite.shape[1] > 4 * 256  # frame | A | B | truth | outcome, each at native width
+    # frame | A | B | truth | outcome; a 256-wide frame is drawn twice as large, to be read as it is
+    assert composite.shape[1] > 5 * 512
     overlay_png = np.asarray(Image.open(out / entry["overlay"]))
-    assert overlay_png.shape[1] == 256 and overlay_png.shape[0] > 128  # native frame, legend below
+    assert overlay_png.shape[1] == 512 and overlay_png.shape[0] > 256  # title above, legend below
     truth = Cityscapes(realdata, "val").load(0)[1]
     assert sum(entry["counts"].values()) == (truth != 255).sum()
     assert entry["counts"]["only A right"] == (truth == 0).sum()  # A says road everywhere, B building
@@ -158,3 +159,22 @@ def test_shipped_demo_checkpoints_load_and_compare(tmp_path):
     rows = index["per_class_iou"]
     mean = lambda key: np.nanmean([r[key] if r[key] is not None else np.nan for r in rows])  # noqa: E731
     assert mean("b") > mean("a")  # the shipped PIT model beats source-only on the shipped frames
+
+
+def test_saved_pictures_enlarge_small_frames_and_name_their_model():
+    from pit_engine.overlay import comparison_image, enlargement, overlay_image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    a, b = rng.integers(0, 19, (64, 128), dtype=np.uint8), rng.integers(0, 19, (64, 128), dtype=np.uint8)
+    assert enlargement(128) == 4 and enlargement(512) == 1 and enlargement(2048) == 1 and enlargement(300) == 2
+    plain = overlay_image(image, a, 0.5, show_boundaries=False)
+    named = overlay_image(image, a, 0.5, show_boundaries=False, title="g11 · PIT @ 6")
+    assert plain.shape[1] == named.shape[1] == 512 and named.shape[0] > plain.shape[0]  # the title's strip
+    # nearest neighbour: each frame pixel is a 4 x 4 block of one colour, the class map's own
+    blocks = plain[:256].reshape(64, 4, 128, 4, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    composite = comparison_image(image, a, b, a, compare(a, b, a), 0.5, "A", "B")
+    assert composite.shape[1] >= 5 * 512  # five panels a reader can see without zooming
+    big = rng.integers(0, 255, (512, 1024, 3), dtype=np.uint8)
+    assert overlay_image(big, np.zeros((512, 1024), np.uint8)).shape[1] == 1024  # large frames as they are

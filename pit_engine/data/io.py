@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pit_engine.classes import labelids_to_trainids
 from pit_engine.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -109,6 +110,20 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """The folder a command writes into, made now: if it cannot be, the error names the folder
+    (not a file deep inside it)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder: {exc.strerror or exc}", path,
+                        f"choose a folder you can write to ({flag})") from None
+    return path
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename, so a crash never
     leaves a half-written file under the final name."""
@@ -154,3 +169,25 @@ def save_png16(path: Path, array: np.ndarray) -> None:
             raise OSError(f"OpenCV could not write {tmp}")
 
     atomic_write(path, write)
+
+
+def truth_for(image: Path) -> Path | None:
+    """A Cityscapes frame's labelIds file, found through the data set's layout, if it is there."""
+    if not image.name.endswith("_leftImg8bit.png") or "leftImg8bit" not in image.parts[:-1]:
+        return None
+    parts = list(image.parts)
+    i = len(parts) - 1 - parts[::-1].index("leftImg8bit")
+    parts[i] = "gtFine"
+    parts[-1] = image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+    label = Path(*parts)
+    return label if label.is_file() else None
+
+
+def read_truth(image: Path, shape) -> np.ndarray | None:
+    """The frame's ground truth as trainIds, or None without a label (or one of another size,
+    which is not this frame's)."""
+    label = truth_for(Path(image))
+    if label is None:
+        return None
+    truth = labelids_to_trainids(read_id_label(label))
+    return truth if truth.shape == tuple(shape) else None
