@@ -4,6 +4,9 @@ from __future__ import annotations
 import re
 
 
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
 class UserError(Exception):
     """An error caused by the user's input (a path, a file, a config value).
 
@@ -23,7 +26,8 @@ class UserError(Exception):
             text += f" ({self.where})"
         if self.todo:
             text += f" — {self.todo}"
-        return text
+        # one line, whatever a name in it holds (a config key "\n", a file name with a tab)
+        return text.translate(_ESCAPES)
 
 
 def out_of_memory(exc: BaseException, where: str = "GPU") -> UserError:

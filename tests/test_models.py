@@ -223,7 +223,7 @@ def test_weights_that_would_run_code_or_are_garbage_are_refused(tmp_path, capsys
     assert "this must never run" not in capsys.readouterr().out
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00" * 100)
-    with pytest.raises(UserError, match="cannot load weights"):
+    with pytest.raises(UserError, match="not a PyTorch weights file"):
         load_pretrained(model, junk)
     other = tmp_path / "other.pth"
     torch.save({"something.else": torch.zeros(3)}, other)

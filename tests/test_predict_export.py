@@ -143,6 +143,11 @@ def test_unreadable_checkpoint_is_one_line(tmp_path, frame, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "bad.pt"), str(tmp_path / "f.png"), "--out",
                  str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
+    assert err.startswith("error: not a PyTorch checkpoint") and "\n" not in err
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)  # a zip's start, then nothing
+    assert main(["export", "--checkpoint", str(tmp_path / "cut.pt"), str(tmp_path / "f.png"), "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot load checkpoint") and "\n" not in err
 
 
