@@ -125,8 +125,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = bar.addMenu("&File")
         self._action(file, "Open run…", self.ask_open_run, "Ctrl+R")
-        self._action(file, "Open adapted checkpoint…", lambda: self.ask_open_checkpoint("b"), "Ctrl+K")
-        self._action(file, "Open source-only checkpoint…", lambda: self.ask_open_checkpoint("a"), "Ctrl+Shift+K")
+        self._action(file, "Add models (the last in panel B)…", lambda: self.ask_open_checkpoint("b"), "Ctrl+K")
+        self._action(file, "Add a model to panel A…", lambda: self.ask_open_checkpoint("a"), "Ctrl+Shift+K")
         self._action(file, "Open frames…", self.ask_open_frames, "Ctrl+O")
         self.recent_menu = file.addMenu("Open recent")
         file.addSeparator()
@@ -357,9 +357,9 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def ask_open_checkpoint(self, which: str = "b"):
-        title = f"Add a model to Inspect (shown in panel {which.upper()})"
-        path, _ = QFileDialog.getOpenFileName(self, title, self.last_dir(), "Checkpoints (*.pt *.pth)")
-        if path:
+        title = f"Add models to Inspect (the last shown in panel {which.upper()})"
+        paths, _ = QFileDialog.getOpenFileNames(self, title, self.last_dir(), "Checkpoints (*.pt *.pth)")
+        for path in paths:  # several at once: every method of a comparison
             self.open_checkpoint(path, which)
 
     def ask_open_frames(self):
