@@ -45,9 +45,11 @@ class HealthPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.records: list[dict] = []
+        # x: iterations (None), or minutes since the wall clock this returns (the loss curves' choice)
+        self.x_origin = lambda: None
         self.cls = QComboBox(toolTip="One class's curves, or their mean over the classes where they are defined")
         self.cls.addItems([MEAN, *CITYSCAPES_CLASSES])
-        self.cls.currentTextChanged.connect(lambda _: self._redraw())
+        self.cls.currentTextChanged.connect(lambda _: self.redraw())
         self.info = QLabel()
         self.info.setWordWrap(True)
         top = QHBoxLayout()
@@ -74,20 +76,26 @@ class HealthPlots(QWidget):
 
     def clear(self) -> None:
         self.records = []
-        self._redraw()
+        self.redraw()
 
     def add_records(self, records: list[dict]) -> None:
         """Records of metrics.jsonl or events; only the health ones are kept."""
         new = [r for r in records if r.get("kind") == "health"]
         if new:
             self.records += new
-            self._redraw()
+            self.redraw()
 
-    def series(self, key: str, cls: str | None = None) -> tuple[list[int], list[float]]:
+    def series(self, key: str, cls: str | None = None) -> tuple[list[float], list[float]]:
         cls = cls or self.cls.currentText()
-        return [r["iteration"] for r in self.records], [health_value(r, key, cls) for r in self.records]
+        origin = self.x_origin()
+        if origin is None:
+            xs = [r["iteration"] for r in self.records]
+        else:  # a record written before runs logged the time has none: NaN, not drawn
+            xs = [(r.get("time", math.nan) - origin) / 60 for r in self.records]
+        return xs, [health_value(r, key, cls) for r in self.records]
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
+        self.plot.setLabel("bottom", "iteration" if self.x_origin() is None else "elapsed (min)")
         self.legend.clear()  # only the curves that have values
         for key, name, _ in SERIES:
             xs, ys = self.series(key)

@@ -102,6 +102,7 @@ class LossPlots(QWidget):
         # runs by key: "main" (this run), then one "ref<N>" per compared run, in the order they came
         self.series: dict[str, dict[str, Series]] = {"main": {}}
         self.names = {"main": ""}
+        self.started: dict[str, float] = {}  # per run, its first record's wall clock
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.hidden: set[str] = set()
@@ -162,6 +163,7 @@ class LossPlots(QWidget):
     # data ------------------------------------------------------------------------------------
     def clear(self, name: str = "", total_iterations: int = 0) -> None:
         self.series["main"] = {}
+        self.started.pop("main", None)
         self.names["main"] = name
         self.set_x_max(total_iterations)
         self._rebuild()
@@ -189,6 +191,9 @@ class LossPlots(QWidget):
         if self.x_max and records and max(r.get("iteration", 0) for r in records) > self.x_max:
             self.set_x_max(0)  # more iterations than announced (another config resumed it): follow
         new_terms = False
+        times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
+        if times:  # kept as records come: a redraw never scans every point for it
+            self.started[run] = min(self.started.get(run, math.inf), min(times))
         for term, (xs, ys, ts) in records_to_points(records).items():
             series = self.series[run].get(term)
             if series is None:  # a term new to this run: lay out again (a cleared run has no plots shown)
@@ -229,6 +234,7 @@ class LossPlots(QWidget):
                 for curve in curves or ():
                     curve.getViewBox() and curve.getViewBox().removeItem(curve)
             del self.series[run], self.names[run]
+            self.started.pop(run, None)
         self.clear_compare_button.setEnabled(False)
         self._rebuild()
 
@@ -237,9 +243,7 @@ class LossPlots(QWidget):
 
     def start_time(self, run: str) -> float:
         """A run's first logged wall-clock time: elapsed time counts from there (NaN: none logged)."""
-        firsts = [s.t[np.isfinite(s.t)][:1] for s in self.series.get(run, {}).values()]
-        firsts = [float(f[0]) for f in firsts if f.size]
-        return min(firsts) if firsts else math.nan
+        return self.started.get(run, math.nan)
 
     def x_values(self, run: str, series: Series) -> np.ndarray:
         """What the x axis shows for a curve: iterations, or minutes since the run's first record."""

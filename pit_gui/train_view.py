@@ -88,6 +88,9 @@ class TrainView(QWidget):
 
         self.plots = LossPlots()
         self.health = HealthPlots()
+        # the health curves' x follows the loss curves': steps, or minutes since the run's start
+        self.health.x_origin = lambda: self.plots.start_time("main") if self.plots.elapsed else None
+        self.plots.x_axis.currentIndexChanged.connect(lambda _i: self.health.redraw())
         self.curves = QSplitter(Qt.Vertical)
         self.curves.addWidget(self.plots)
         self.curves.addWidget(self.health)

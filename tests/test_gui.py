@@ -632,6 +632,21 @@ def test_curves_on_steps_or_on_elapsed_time(qtbot):
     assert list(raw.xData) == list(range(1, 11))
 
 
+def test_the_health_curves_follow_the_loss_curves_x_axis(qtbot):
+    from pit_gui.train_view import TrainView
+
+    view = TrainView()
+    qtbot.addWidget(view)
+    start = 1_700_000_000.0
+    view.add_records([{"kind": "step", "iteration": 1, "time": start, "seg": 1.0},
+                      {"kind": "health", "iteration": 50, "time": start + 120, "frames": 16, "pl_coverage": 0.5},
+                      {"kind": "health", "iteration": 100, "time": start + 300, "frames": 16, "pl_coverage": 0.6}])
+    assert view.health.series("pl_share")[0] == [50, 100]
+    view.plots.x_axis.setCurrentText("elapsed time")  # minutes since the run's first record, like the losses
+    assert view.health.series("pl_share")[0] == pytest.approx([2.0, 5.0])
+    assert view.health.plot.getAxis("bottom").labelText == "elapsed (min)"
+
+
 def test_the_form_check_and_resume_do_what_a_user_expects(make_window, qtbot, settings, tiny_demo, tmp_path):
     # the folders Make demo data filled in survive a restart; Check on a missing folder says why on
     # the dialog itself; "No" to "Resume?" starts a new run beside the old one
