@@ -31,7 +31,6 @@ def _progress(desc: str):
 
 def cmd_make_demo(args) -> int:
     from pit_engine.data.demo import make_demo
-
     from pit_engine.data.io import output_folder
 
     out = Path(args.out)
@@ -302,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="SUBCOMMAND")
 
     demo = _command(data_sub, "make-demo", help="generate the demo domain pair (GTA5-format source, "
-                                                  "Cityscapes-format target)")
+                                                "Cityscapes-format target)")
     demo.add_argument("--out", required=True, help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--source", type=int, default=300, help="source frames (default 300)")
@@ -339,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     imp = _command(sub, "import", help="a published AdaptSegNet / ADVENT model (.pth) as a run directory "
-                                        "that eval, export and the GUI open")
+                                       "that eval, export and the GUI open")
     imp.add_argument("weights", help="a trained DeepLab-format checkpoint, e.g. ADVENT's GTA2Cityscapes model")
     imp.add_argument("--out", required=True, help="the run directory to write")
     imp.add_argument("--backbone", default="resnet101", choices=["resnet101", "resnet50"])
@@ -386,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     bench = _command(sub, "bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "
-                                         "overlay and GWRP costs")
+                                        "overlay and GWRP costs")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the results to this JSON file")
     bench.add_argument("--backbone", default="resnet101", help="resnet101 (default), resnet50 or small")
