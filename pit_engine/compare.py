@@ -13,7 +13,7 @@ OUTCOMES = ("both right", "only A right", "only B right", "both wrong")  # A, B:
 OUTCOME_COLOURS = np.array([(60, 60, 60), (230, 120, 30), (40, 190, 90), (210, 30, 30)], np.uint8)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compared by identity
 class Comparison:
     differ: np.ndarray  # H x W bool: the two class maps disagree
     outcome: np.ndarray | None  # H x W uint8 of BOTH_RIGHT .. BOTH_WRONG, 255 where ignored or unknown

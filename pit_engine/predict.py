@@ -17,7 +17,7 @@ from pit_engine.classes import CITYSCAPES_CLASSES
 from pit_engine.data.transforms import get_normalization, resize
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compared by identity, not element by element
 class Prediction:
     classes: np.ndarray  # H x W uint8 trainIds at the frame's resolution
     confidence: np.ndarray  # H x W float32, probability of the arg-max class

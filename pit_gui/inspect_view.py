@@ -561,7 +561,7 @@ class InspectView(QWidget):
         a, b = preds
         with_pivot = [p for p in (b, a) if p is not None and p.has_pivot]  # panel B's model first
         pred = b if (self.region_model.currentIndex() == 0 and b is not None) or a is None else a
-        pred = pred if pred in with_pivot else (with_pivot[0] if with_pivot else None)
+        pred = pred if any(pred is p for p in with_pivot) else (with_pivot[0] if with_pivot else None)
         c = self.region_class.currentIndex()
         if pred is not None:
             verdict = {1: "present", 0: "absent", -1: "unsure"}[int(pred.pivot[c])]

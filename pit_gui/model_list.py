@@ -60,9 +60,10 @@ class ModelList(QWidget):
         """Open a checkpoint and show it in panel B (or A). replace_run: it takes the place of an
         open checkpoint of the same run (a run followed as it trains), instead of adding a row."""
         checkpoint = str(checkpoint)
-        if checkpoint in self.checkpoints:
+        if checkpoint in self.checkpoints:  # already open: shown in the panel asked for, the panels swap if need be
             i = self.checkpoints.index(checkpoint)
-            self.set_pair(*((i, self.b) if as_a else (self.a, i)))
+            a, b = self.a, self.b
+            self.set_pair(*((i, a if b == i else b) if as_a else (b if a == i else a, i)))
             return
         same_run = [i for i, c in enumerate(self.checkpoints) if Path(c).parent == Path(checkpoint).parent]
         if replace_run and same_run:

@@ -180,7 +180,7 @@ class Relay(QObject):
         self._failed(line, details)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compared by identity
 class FrameResult:
     """Everything the Inspect view shows about one frame, computed off the GUI thread: one
     prediction per open model, in the model list's order."""

@@ -341,6 +341,7 @@ def test_drop_a_checkpoint_and_a_folder(window, qtbot, tmp_path):
     window.dropEvent(event)
     view = window.inspect_view
     assert view.models.checkpoint("b") == str(a)
+    assert view.models.checkpoint("a") == str(b)  # it was panel A's model: the two panels swapped
     qtbot.waitUntil(lambda: len(view.frames) == 1 and view.result() is not None, timeout=WAIT_MS)
 
 
@@ -886,10 +887,14 @@ def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path)
     view.models.groups["a"].button(2).click()
     assert view.pair == (2, 1) and view.panel_a.titleLabel.text.startswith("A · source-only")
     assert folder.pair == (2, 1)
+    # the adapted model in A, source-only in B: the pivot's panels show A's pivot (B has none)
+    view.models.set_pair(1, 0)
+    c, pit = view.region_class.currentIndex(), r.preds[1]
+    assert np.array_equal(view.panel_regions.array, overlay.regions(r.image, pit.regions, pit.seeds, c, view.alpha))
 
     # closing a model: the rest are predicted again, the panels keep two models
     view.models.remove(2)
-    assert view.models.checkpoints == [str(a), str(b)] and view.pair == (0, 1)
+    assert view.models.checkpoints == [str(a), str(b)] and view.pair == (1, 0)
     qtbot.waitUntil(lambda: view.result() is not None and len(view.result().preds) == 2, timeout=WAIT_MS)
     assert view.table.columnCount() == 4
 
