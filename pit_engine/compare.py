@@ -22,11 +22,12 @@ class Comparison:
     miou_b: float | None = None
     iou_a: np.ndarray | None = None  # per-class IoU on this image, NaN for classes in neither
     iou_b: np.ndarray | None = None
-    matrix_a: np.ndarray | None = None  # C x C confusion (rows truth, columns prediction): folder sums
-    matrix_b: np.ndarray | None = None
 
 
-def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_classes: int = 19) -> Comparison:
+def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_classes: int = 19,
+            matrices=(None, None)) -> Comparison:
+    """matrices: a's and b's confusion against the truth where already counted (the GUI counts
+    each model's once per frame), so they are not counted again."""
     differ = a != b
     if truth is None:
         return Comparison(differ, None, {"same": int((~differ).sum()), "differ": int(differ.sum())})
@@ -38,14 +39,16 @@ def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_c
     outcome[valid & ~right_a & right_b] = ONLY_B
     outcome[valid & ~right_a & ~right_b] = BOTH_WRONG
     counts = np.bincount(outcome[valid], minlength=4)
-    scores, ious, matrices = [], [], []
-    for pred in (a, b):
+    scores, ious = [], []
+    for pred, counted in zip((a, b), matrices):
         cm = ConfusionMatrix(num_classes)
-        cm.update(pred.astype(np.int64), truth)
+        if counted is None:
+            cm.update(pred.astype(np.int64), truth)
+        else:
+            cm.matrix = counted
         scores.append(cm.miou(range(num_classes)))
         ious.append(cm.iou())
-        matrices.append(cm.matrix)
-    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious, *matrices)
+    return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious)
 
 
 class FolderComparison:

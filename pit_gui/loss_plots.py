@@ -221,12 +221,6 @@ class LossPlots(QWidget):
         self._rebuild()
         return run
 
-    def set_reference(self, records: list[dict], name: str) -> None:
-        """The compared runs replaced by this one (none when `records` is empty)."""
-        self.clear_references()
-        if records:
-            self.add_reference(records, name)
-
     def clear_references(self) -> None:
         for run in [r for r in self.series if r != "main"]:
             for term in self.series[run]:

@@ -212,7 +212,8 @@ class FrameResult:
         if not (0 <= i < len(self.preds) and 0 <= j < len(self.preds)) or None in (self.preds[i], self.preds[j]):
             return None
         if (i, j) not in self.comparisons:
-            self.comparisons[(i, j)] = compare(self.preds[i].classes, self.preds[j].classes, self.truth)
+            self.comparisons[(i, j)] = compare(self.preds[i].classes, self.preds[j].classes, self.truth,
+                                               matrices=(self.matrices[i], self.matrices[j]))
         return self.comparisons[(i, j)]
 
 

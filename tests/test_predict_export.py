@@ -85,6 +85,16 @@ def test_comparison_counts_add_up():
     assert perfect.miou_a == 1.0 and perfect.miou_b < 1.0
     no_truth = compare(a, b)
     assert no_truth.counts["same"] + no_truth.counts["differ"] == a.size
+    # confusion matrices counted before (the GUI counts each model's once a frame) give the same scores
+    from pit_engine.evaluate import ConfusionMatrix
+    counted = []
+    for pred in (a, b):
+        cm = ConfusionMatrix(19)
+        cm.update(pred.astype(np.int64), truth)
+        counted.append(cm.matrix)
+    again = compare(a, b, truth, matrices=tuple(counted))
+    assert (again.miou_a, again.miou_b) == (cmp.miou_a, cmp.miou_b)
+    assert np.array_equal(again.iou_b, cmp.iou_b, equal_nan=True) and again.counts == cmp.counts
 
 
 def test_pit_export_compare_on_the_real_frame(tmp_path, realdata, capsys):
