@@ -41,11 +41,9 @@ def compare(a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None, num_c
     counts = np.bincount(outcome[valid], minlength=4)
     scores, ious = [], []
     for pred, counted in zip((a, b), matrices):
-        cm = ConfusionMatrix(num_classes)
+        cm = ConfusionMatrix.of(counted) if counted is not None else ConfusionMatrix(num_classes)
         if counted is None:
             cm.update(pred.astype(np.int64), truth)
-        else:
-            cm.matrix = counted
         scores.append(cm.miou(range(num_classes)))
         ious.append(cm.iou())
     return Comparison(differ, outcome, dict(zip(OUTCOMES, map(int, counts))), scores[0], scores[1], *ious)

@@ -26,6 +26,13 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.matrix = np.zeros((num_classes, num_classes), np.int64)  # rows: truth, columns: prediction
 
+    @classmethod
+    def of(cls, matrix: np.ndarray) -> "ConfusionMatrix":
+        """Counts made elsewhere (summed over frames or ranks), to read IoUs from."""
+        cm = cls(len(matrix))
+        cm.matrix = matrix
+        return cm
+
     def update(self, pred: np.ndarray, label: np.ndarray) -> None:
         valid = label != IGNORE
         c = self.num_classes
@@ -152,8 +159,7 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
         for t in (confusion, pivot_counts, tally):
             dist.all_reduce(t)
     model.train(was_training)
-    cm = ConfusionMatrix(c)
-    cm.matrix = confusion[:c * c].view(c, c).cpu().numpy()
+    cm = ConfusionMatrix.of(confusion[:c * c].view(c, c).cpu().numpy())
     names = CITYSCAPES_CLASSES[:c]
     iou = cm.iou()
     quality = []  # (precision, recall) by class name, of q and of the refreshed vector

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSplitter, QTable
                                QWidget)
 
 from pit_engine.classes import CITYSCAPES_CLASSES, NUM_CLASSES
+from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.pit_ops import PRESENT
 from pit_gui.tables import fill_table
 
@@ -60,12 +61,7 @@ class FolderTotals:
 
     def iou(self, k: int) -> np.ndarray | None:
         m = self.matrix(k)
-        if m is None:
-            return None
-        tp = np.diag(m).astype(np.float64)
-        union = m.sum(0) + m.sum(1) - tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(union > 0, tp / union, np.nan)
+        return ConfusionMatrix.of(m).iou() if m is not None else None
 
     def pivot_quality(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Per class, (precision, recall) of model k's pivot over the frames (NaN where undefined)."""
