@@ -1,0 +1,99 @@
+"""Does a network's last feature map say which classes a frame holds, and does that carry over to
+the target? A diagnosis of PIT's pivot (README, "The pivot, measured").
+
+    python scripts/pivot_probe.py CHECKPOINT [--split val] [--frames 300]
+
+The checkpoint's network is frozen. Linear heads on its last features (a 1x1 convolution to C
+logits, then average pooling as the pivot head pools, or max pooling, which no per-frame
+normalisation can flatten) are fitted to the category vectors of the first two thirds of the
+source frames read, and scored on the last third and on the target split: the mean per-class ROC
+AUC (0.5 is chance; classes present in every frame or in none are left out) and the BCE beside
+that of the class priors. The checkpoint's own pivot head (q) and the segmenter's max-pooled
+probabilities are scored the same way. Data folders and sizes come from the checkpoint's config.
+"""
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from pit_engine import pit_ops
+from pit_engine.checkpoint import restore_model
+from pit_engine.data.datasets import open_dataset
+from pit_engine.data.transforms import get_normalization
+from pit_engine.errors import UserError
+from pit_engine.health import HealthProbe
+
+
+def mean_auc(scores: torch.Tensor, present: torch.Tensor) -> float:
+    """Mean over classes of P(score of a frame holding c > score of one without), ties counting
+    half: a constant score (the prior) gets exactly 0.5."""
+    aucs = []
+    for c in range(present.shape[1]):
+        pos, neg = scores[present[:, c] == 1, c], scores[present[:, c] == 0, c]
+        if len(pos) and len(neg):
+            diff = pos[:, None] - neg[None, :]
+            aucs.append(((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item())
+    return sum(aucs) / len(aucs)
+
+
+POOLINGS = {"average": lambda m: m.mean((2, 3)), "max": lambda m: m.amax((2, 3))}
+
+
+def fit_head(features: torch.Tensor, present: torch.Tensor, pooling: str, steps: int = 1500) -> torch.nn.Conv2d:
+    conv = torch.nn.Conv2d(features.shape[1], present.shape[1], 1)
+    opt = torch.optim.Adam(conv.parameters(), 1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(POOLINGS[pooling](conv(features)), present)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return conv.requires_grad_(False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--split", default="val", help="the target split scored (default val)")
+    ap.add_argument("--frames", type=int, default=300, help="source frames read, evenly spaced (default 300)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model, state = restore_model(args.checkpoint, "cpu")
+    data, c = state["config"]["data"], model.num_classes
+    norm = get_normalization(state["normalization"])
+    source = HealthProbe(open_dataset(data["source_kind"], data["source_root"]), args.frames,
+                         data["source_size"], norm, "cpu", c)
+    target = HealthProbe(open_dataset("cityscapes", data["target_root"], args.split), 10 ** 6,
+                         data["target_size"], norm, "cpu", c)
+    with torch.no_grad():
+        out_s, out_t = model(source.x), model(target.x)
+    v_s, v_t = pit_ops.category_vector(source.labels, c), pit_ops.category_vector(target.labels, c)
+    fit, held = slice(0, 2 * len(v_s) // 3), slice(2 * len(v_s) // 3, None)
+    prior = v_s[fit].mean(0).clamp(1e-3, 1 - 1e-3).logit()
+
+    def row(name, held_scores, target_scores):
+        bce = F.binary_cross_entropy_with_logits
+        print(f"| {name} | {mean_auc(held_scores, v_s[held]):.3f} | {mean_auc(target_scores, v_t):.3f} "
+              f"| {bce(held_scores, v_s[held]):.3f} | {bce(target_scores, v_t):.3f} |", flush=True)
+
+    print(f"{len(v_s)} source frames ({fit.stop} fitted, {len(v_s) - fit.stop} held out), "
+          f"{len(v_t)} target {args.split} frames; feature map {tuple(out_s.features.shape[1:])}\n")
+    print("| scores | AUC, source held out | AUC, target | BCE, source held out | BCE, target |")
+    print("|---|---|---|---|---|")
+    row("class priors", prior.expand_as(v_s[held]), prior.expand_as(v_t))
+    if state.get("method") == "pit":  # other methods leave the pivot head untrained
+        row("the checkpoint's pivot head (q)", out_s.pivot[held], out_t.pivot)
+    max_prob = lambda out: out.logits.float().softmax(1).amax((2, 3)).clamp(1e-4, 1 - 1e-4).logit()
+    row("segmenter, max-pooled probabilities", max_prob(out_s)[held], max_prob(out_t))
+    for pooling in POOLINGS:
+        head = fit_head(out_s.features[fit], v_s[fit], pooling)
+        pooled = lambda out: POOLINGS[pooling](head(out.features))
+        row(f"linear head fitted, {pooling} pooling", pooled(out_s)[held], pooled(out_t))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as exc:  # one line and exit 2, as the pit command does
+        print(exc.line(), file=sys.stderr)
+        sys.exit(2)

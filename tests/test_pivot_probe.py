@@ -1,0 +1,50 @@
+"""scripts/pivot_probe.py: the diagnosis the README's pivot findings cite."""
+import importlib.util
+import subprocess
+import sys
+
+import torch
+
+from conftest import REPO, tiny_config
+from pit_engine.train import Trainer
+
+SCRIPT = REPO / "scripts" / "pivot_probe.py"
+
+
+def _probe():
+    spec = importlib.util.spec_from_file_location("pivot_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_auc_is_half_for_a_constant_score_and_follows_the_ranking():
+    mean_auc = _probe().mean_auc
+    present = torch.tensor([[1, 1, 0], [1, 0, 1], [0, 1, 1], [0, 0, 1]]).float()  # every class varies
+    ranked = torch.tensor([[4.0, 1.0, 0.0], [3.0, 2.0, 0.0], [2.0, 3.0, 0.0], [1.0, 4.0, 0.0]])
+    # class 0 ranked right (1); class 1 right in 1 of its 4 (present, absent) pairs; class 2 constant
+    assert abs(mean_auc(ranked, present) - (1 + 0.25 + 0.5) / 3) < 1e-6
+    assert mean_auc(torch.zeros(4, 3), present) == 0.5
+    assert mean_auc(-ranked[:, :1], present[:, :1]) == 0.0
+
+
+def test_the_probe_reads_a_pit_checkpoint_and_prints_its_table(tiny_demo, tmp_path):
+    Trainer(tiny_config(tiny_demo), tmp_path / "run", log=lambda *_: None).run()
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run"), "--frames", "6"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [r.split(" | ")[0][2:] for r in rows[1:]]
+    assert names == ["class priors", "the checkpoint's pivot head (q)", "segmenter, max-pooled probabilities",
+                     "linear head fitted, average pooling", "linear head fitted, max pooling"]
+    assert rows[1].split(" | ")[1:3] == ["0.500", "0.500"]  # the priors: a constant score
+    for row in rows[1:]:
+        assert all(0 <= float(x) <= 1 for x in row.strip(" |").split(" | ")[1:3])
+    assert "6 source frames (4 fitted, 2 held out), 4 target val frames" in result.stdout
+
+
+def test_a_missing_checkpoint_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nope")], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: checkpoint not found ({tmp_path / 'nope'}) — "
+                                                  "give a .pt file or a run directory"]
