@@ -10,6 +10,8 @@ source frames read, and scored on the last third and on the target split: the me
 AUC (0.5 is chance; classes present in every frame or in none are left out) and the BCE beside
 that of the class priors. The checkpoint's own pivot head (q) and the segmenter's max-pooled
 probabilities are scored the same way. Data folders and sizes come from the checkpoint's config.
+Every frame's features are held at once, on the CPU: sized for the demo's small network (under a minute);
+a ResNet at Cityscapes sizes needs --frames lowered to fit in memory.
 """
 import argparse
 import sys
@@ -55,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--split", default="val", help="the target split scored (default val)")
-    ap.add_argument("--frames", type=int, default=300, help="source frames read, evenly spaced (default 300)")
+    ap.add_argument("--frames", type=int, default=300, help="source frames read, and at most as many target frames, evenly spaced (default 300)")
     args = ap.parse_args()
     torch.manual_seed(0)
     model, state = restore_model(args.checkpoint, "cpu")
@@ -63,7 +65,7 @@ def main() -> None:
     norm = get_normalization(state["normalization"])
     source = HealthProbe(open_dataset(data["source_kind"], data["source_root"]), args.frames,
                          data["source_size"], norm, "cpu", c)
-    target = HealthProbe(open_dataset("cityscapes", data["target_root"], args.split), 10 ** 6,
+    target = HealthProbe(open_dataset("cityscapes", data["target_root"], args.split), args.frames,
                          data["target_size"], norm, "cpu", c)
     with torch.no_grad():
         out_s, out_t = model(source.x), model(target.x)
