@@ -36,7 +36,7 @@ def mean_auc(scores: torch.Tensor, present: torch.Tensor) -> float:
         if len(pos) and len(neg):
             diff = pos[:, None] - neg[None, :]
             aucs.append(((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item())
-    return sum(aucs) / len(aucs)
+    return sum(aucs) / len(aucs) if aucs else float("nan")  # no class varies among these frames
 
 
 POOLINGS = {"average": lambda m: m.mean((2, 3)), "max": lambda m: m.amax((2, 3))}
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--split", default="val", help="the target split scored (default val)")
     ap.add_argument("--frames", type=int, default=300, help="source frames read, and at most as many target frames, evenly spaced (default 300)")
     args = ap.parse_args()
+    if args.frames < 6:
+        ap.error("--frames must be 6 or more (4 to fit, 2 held out at least)")
     torch.manual_seed(0)
     model, state = restore_model(args.checkpoint, "cpu")
     data, c = state["config"]["data"], model.num_classes

@@ -1,5 +1,6 @@
 """scripts/pivot_probe.py: the diagnosis the README's pivot findings cite."""
 import importlib.util
+import math
 import subprocess
 import sys
 
@@ -26,6 +27,7 @@ def test_auc_is_half_for_a_constant_score_and_follows_the_ranking():
     assert abs(mean_auc(ranked, present) - (1 + 0.25 + 0.5) / 3) < 1e-6
     assert mean_auc(torch.zeros(4, 3), present) == 0.5
     assert mean_auc(-ranked[:, :1], present[:, :1]) == 0.0
+    assert math.isnan(mean_auc(ranked, torch.ones(4, 3)))  # no class varies: nothing to rank
 
 
 def test_the_probe_reads_a_pit_checkpoint_and_prints_its_table(tiny_demo, tmp_path):
@@ -48,3 +50,11 @@ def test_a_missing_checkpoint_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: checkpoint not found ({tmp_path / 'nope'}) — "
                                                   "give a .pt file or a run directory"]
+
+
+def test_too_few_frames_is_one_line_not_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--frames", "2"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("error: --frames must be 6 or more (4 to fit, 2 held out "
+                                                           "at least)")
