@@ -202,7 +202,7 @@ def cmd_demo(args) -> int:
     rows = parse_rows(args.methods) if args.methods else None
     run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
              ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress(), data_seed=args.data_seed,
-             split=args.split)
+             split=args.split, overrides=args.set)
     print((out / "report.md").read_text())
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "pit_f, oracle, and target_labels (the ceiling)")
     demo.add_argument("--ablation", action="store_true", help="train PIT's ablation rows (source_only, plus_d, "
                       "plus_e, pit, pit_f, oracle)")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="change demo.toml for every row, e.g. --set train.iterations=2000 (repeatable)")
     demo.set_defaults(func=cmd_demo)
 
     bench = _command(sub, "bench", help="our PIT step against the reference AdaptSegNet-style step, inference, "

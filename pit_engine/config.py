@@ -36,14 +36,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet101"  # resnet101, resnet50 or small
+    backbone: str = "resnet101"  # resnet101, resnet50, small or efficientnet_lite0
     aspp_rates: list[int] = field(default_factory=lambda: [6, 12, 18, 24])  # [6, 12]: the two-rate variant
     aux: bool = True
     aux_weight: float = 0.1
-    weights: str = ""  # a local torchvision ResNet state dict or DeepLab init checkpoint; empty: from scratch
+    weights: str = ""  # a local torchvision ResNet state dict, DeepLab init checkpoint or Lite0 file ("imagenet": the installed one); empty: from scratch
     layout: str = "torchvision"  # the ResNet's layout, which must follow the weights: torchvision or deeplab
     batchnorm: str = "frozen"  # frozen (stored statistics) or batch (batch statistics in training, as published)
-    normalization: str = "auto"  # auto (from the weights), imagenet or caffe
+    normalization: str = "auto"  # auto (from the weights), imagenet, caffe or inception
 
 
 def _method_config() -> type:
@@ -137,7 +137,7 @@ class Config:
             "model.backbone": (self.model.backbone, BACKBONES),
             "model.layout": (self.model.layout, LAYOUTS),
             "model.batchnorm": (self.model.batchnorm, BATCHNORMS),
-            "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe"]),
+            "model.normalization": (self.model.normalization, ["auto", "imagenet", "caffe", "inception"]),
             "method.name": (self.method.name, list(METHODS)),
             "train.amp": (self.train.amp, ["off", "bf16", "fp16", "auto"]),
         }

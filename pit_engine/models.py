@@ -16,9 +16,10 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from pit_engine.efficientnet_lite import BN_EPS, EfficientNetLite0, installed_weights, is_lite0_state, map_lite0_state
 from pit_engine.errors import UserError
 
-BACKBONES = ("resnet101", "resnet50", "small")
+BACKBONES = ("resnet101", "resnet50", "small", "efficientnet_lite0")
 
 
 @dataclass
@@ -80,15 +81,15 @@ BATCHNORMS = ("frozen", "batch")
 RESNET_BLOCKS = {"resnet101": (3, 4, 23, 3), "resnet50": (3, 4, 6, 3)}
 
 
-def _norm_layer(batchnorm: str):
+def _norm_layer(batchnorm: str, eps: float = 1e-5):
     """frozen: the stored statistics, always (FrozenBatchNorm). batch: as AdaptSegNet's and
     ADVENT's code trains, BatchNorm with its affine frozen that normalises with the batch's
     statistics in training and updates the stored ones, which evaluation then uses."""
     if batchnorm == "frozen":
-        return FrozenBatchNorm
+        return lambda channels: FrozenBatchNorm(channels, eps=eps)
 
     def norm(channels: int) -> nn.BatchNorm2d:
-        return nn.BatchNorm2d(channels).requires_grad_(False)
+        return nn.BatchNorm2d(channels, eps=eps).requires_grad_(False)
     return norm
 
 
@@ -177,8 +178,12 @@ class DeepLabV2(nn.Module):
         if backbone not in BACKBONES:
             raise UserError(f"unknown backbone '{backbone}'", "model.backbone", f"use one of: {', '.join(BACKBONES)}")
         self.backbone_name, self.num_classes, self.layout = backbone, num_classes, layout
-        self.backbone = SmallBackbone(small_width) if backbone == "small" else \
-            ResNetBackbone(backbone, layout, batchnorm)
+        if backbone == "small":
+            self.backbone = SmallBackbone(small_width)
+        elif backbone == "efficientnet_lite0":
+            self.backbone = EfficientNetLite0(_norm_layer(batchnorm, BN_EPS))
+        else:
+            self.backbone = ResNetBackbone(backbone, layout, batchnorm)
         if backbone == "small":  # the small net's stage-4 map is 16x smaller; scale the rates down with it
             rates = tuple(max(1, r // 6) for r in rates)
         mid, last = self.backbone.channels
@@ -309,10 +314,15 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
     `Scale.layer1.0.conv1.weight`, ...) or a trained AdaptSegNet / ADVENT DeepLab model (keys
     `layer1.0.conv1.weight`, `layer5.conv2d_list.0.weight`, `layer6...`), key by key. A file whose
     keys show its layout loads only into a model of that layout."""
-    path = Path(path)
     if model.backbone_name == "small":
         raise UserError("the small backbone has no pretrained weights", path, "leave model.weights empty")
+    if model.backbone_name == "efficientnet_lite0":
+        return _load_lite0(model, installed_weights() if str(path) == "imagenet" else Path(path))
+    path = Path(path)
     state = _load_state(path)
+    if is_lite0_state(state):
+        raise UserError("the weights are an EfficientNet-Lite0 file", path,
+                        'set model.backbone = "efficientnet_lite0" to use them')
     origin = weights_origin(state)
     if origin is not None and origin != model.layout:
         kind = "a DeepLab / AdaptSegNet / ADVENT (Caffe-layout)" if origin == "deeplab" else "a torchvision ResNet"
@@ -345,6 +355,18 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
     deeplab = origin == "deeplab"
     return WeightsReport("deeplab" if deeplab else "torchvision", "caffe" if deeplab else "imagenet",
                          len(mapped), unmatched, missing)
+
+
+def _load_lite0(model: DeepLabV2, path: Path) -> WeightsReport:
+    """EfficientNet-Lite0's ImageNet file (lukemelas or timm key names) into the backbone; its
+    ImageNet classifier is left out. It expects inputs scaled to [-1, 1]."""
+    state = _load_state(path)
+    if not is_lite0_state(state):
+        raise UserError("not an EfficientNet-Lite0 weights file", path,
+                        "give the efficientnet-lite0 .pth (or model.weights = \"imagenet\" for the installed one)")
+    mapped, unmatched = map_lite0_state(model.backbone, state)
+    model.backbone.load_state_dict(mapped)
+    return WeightsReport("efficientnet-lite0", "inception", len(mapped), unmatched, [])
 
 
 def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str = "",

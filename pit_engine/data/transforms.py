@@ -47,6 +47,8 @@ NORMALIZATIONS = {
     "imagenet": Normalization("imagenet", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), bgr=False),
     # Caffe-style DeepLab weights (the AdaptSegNet / ADVENT initialisation): BGR, mean only
     "caffe": Normalization("caffe", (104.008, 116.669, 122.679), (1.0, 1.0, 1.0), bgr=True),
+    # TensorFlow-trained EfficientNet-Lite: RGB scaled to about [-1, 1]
+    "inception": Normalization("inception", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0), bgr=False),
 }
 
 
