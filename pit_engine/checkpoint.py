@@ -167,7 +167,7 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
     import tomllib
 
     from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES
-    from pit_engine.config import Config, apply_overrides
+    from pit_engine.config import Config, apply_overrides, blame_override
     from pit_engine.models import DeepLabV2, _classifier_target, _load_state, load_pretrained, weights_origin
     from pit_resources import resource
 
@@ -191,7 +191,10 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
                         batchnorm="batch")
     raw["method"]["name"] = method
     apply_overrides(raw, overrides)
-    config = Config.from_dict(raw, "pit import")
+    try:
+        config = Config.from_dict(raw, "pit import")
+    except UserError as exc:
+        raise blame_override(exc, overrides) from None
     m = config.model
     model = DeepLabV2(m.backbone, len(CITYSCAPES_CLASSES), tuple(m.aspp_rates), m.aux, layout=m.layout,
                       batchnorm=m.batchnorm, absent_classes=ABSENT_CLASSES.get(source, ()))

@@ -77,9 +77,10 @@ class _TrainProgress:
         elif isinstance(event, Step) and self.bar is not None:
             self.bar.update(event.iteration - self.bar.n)
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()}, refresh=False)
-        elif isinstance(event, Evaluated):
+        elif isinstance(event, Evaluated):  # the split named: `pit demo` prints a table of test scores beside it
             tqdm.write(f"iteration {event.iteration}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in
-                                                                    event.subsets.items()), file=sys.stderr)
+                                                                    event.subsets.items()) + event.scored_on,
+                       file=sys.stderr)
         elif isinstance(event, Health):
             r = event.record
             said = [f"{label} {100 * r[key]:.1f}" for key, label in HEALTH_SUMMARY if r.get(key) is not None]
@@ -164,8 +165,11 @@ def cmd_eval(args) -> int:
                                  warn=lambda text: tqdm.write(text, file=sys.stderr))  # not through the bar
     print(f"{result.frames} frame(s) of {kind} {root}" + (f" ({split})" if split else "")
           + (f"; skipped {result.skipped} unreadable" if result.skipped else ""))
+    # as cityscapesScripts: a class with neither ground truth nor prediction has no IoU and is left out
     for name, value in result.miou.items():
-        print(f"{name}: {100 * value:.2f}")
+        over, left_out = result.counted(name)
+        print(f"mIoU {100 * value:.2f} over {len(over)} classes ({name}"
+              + (f" less {', '.join(left_out)}: neither in the ground truth nor predicted" if left_out else "") + ")")
     pct = lambda v: "    –" if v is None or v != v else f"{100 * v:5.1f}"  # noqa: E731
     has_pivot = bool(result.pivot_recall)  # pivot columns only for a method that has one
     if has_pivot:
@@ -174,7 +178,12 @@ def cmd_eval(args) -> int:
         pivot = (f"   {pct(result.pivot_precision.get(name)):>17} / {pct(result.pivot_recall.get(name))}"
                  f"   {pct(result.refreshed_precision.get(name)):>30} / {pct(result.refreshed_recall.get(name))}"
                  if has_pivot else "")
-        print(f"  {name:<14} IoU {100 * value:6.2f}{pivot}")
+        if value == value:
+            print(f"  {name:<14} IoU {100 * value:6.2f}{pivot}")
+        elif any(pct(d.get(name)).strip() != "–" for d in (result.pivot_precision, result.pivot_recall,
+                                                               result.refreshed_precision, result.refreshed_recall)):
+            # no IoU (left out, as in the mean), but the pivot's verdict on the class is a number
+            print(f"  {name:<14} IoU {'–':>6}{pivot}")
     if has_pivot:
         for label, prec, rec in (("pivot q", result.pivot_precision, result.pivot_recall),
                                  ("refreshed", result.refreshed_precision, result.refreshed_recall)):
@@ -193,6 +202,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from pit_engine.config import blame_override
     from pit_engine.demo import parse_rows, run_demo
 
     out = Path(args.out)
@@ -200,9 +210,12 @@ def cmd_demo(args) -> int:
         raise UserError("not a folder", out, "choose a folder for --out")
     say = lambda t: print(t, file=sys.stderr)  # noqa: E731
     rows = parse_rows(args.methods) if args.methods else None
-    run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
-             ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress(), data_seed=args.data_seed,
-             split=args.split, overrides=args.set)
+    try:
+        run_demo(out, quick=args.quick, device=args.device, seeds=tuple(range(args.seed, args.seed + args.seeds)),
+                 ablation=args.ablation, rows=rows, say=say, on_event=_TrainProgress(), data_seed=args.data_seed,
+                 split=args.split, overrides=args.set)
+    except UserError as exc:  # a bad --set is named as such, not as "(demo)"
+        raise blame_override(exc, args.set) from None
     print((out / "report.md").read_text())
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0

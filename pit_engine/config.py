@@ -178,7 +178,10 @@ class Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"not valid TOML: {exc}", path, "fix the syntax") from None
         apply_overrides(raw, overrides)
-        return cls.from_dict(raw, str(path))
+        try:
+            return cls.from_dict(raw, str(path))
+        except UserError as exc:
+            raise blame_override(exc, overrides) from None
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -298,6 +301,15 @@ def _build(cls, raw: dict, where: str, prefix: str):
         else:
             values[key] = _check_type(value, hint, f"{prefix}{key}", where)
     return cls(**values)
+
+
+def blame_override(exc: UserError, overrides) -> UserError:
+    """An error about a key that a `--set` gave names that option, not the file it changed."""
+    for item in reversed(list(overrides)):  # the last one given is the one that counts
+        key = item.split("=", 1)[0].strip()
+        if f"'{key}'" in exc.what:
+            return UserError(exc.what, f"--set {item}", exc.todo)
+    return exc
 
 
 def apply_overrides(raw: dict, overrides) -> None:

@@ -61,6 +61,14 @@ class EvalResult:
     skipped: int = 0  # unreadable frames left out
     refreshed_precision: dict[str, float] = field(default_factory=dict)  # of max(q, GWRP(p))
     refreshed_recall: dict[str, float] = field(default_factory=dict)
+    subset_classes: dict[str, list[str]] = field(default_factory=dict)  # by subset name, the classes it holds
+
+    def counted(self, subset: str) -> tuple[list[str], list[str]]:
+        """The classes a mean is over, and those left out: as in cityscapesScripts, a class with
+        neither ground truth nor prediction has no IoU (NaN) and does not count."""
+        classes = self.subset_classes.get(subset, [])
+        over = [c for c in classes if not np.isnan(self.per_class.get(c, np.nan))]
+        return over, [c for c in classes if c not in over]
 
     @property
     def primary(self) -> float:
@@ -170,6 +178,7 @@ def evaluate(model, dataset: SegmentationDataset, subsets: dict[str, tuple[int, 
     evaluated, skipped = tally.tolist()
     return EvalResult(
         miou={name: cm.miou(classes) for name, classes in subsets.items()},
+        subset_classes={name: [names[i] for i in classes] for name, classes in subsets.items()},
         per_class={name: v for i, (name, v) in enumerate(zip(names, iou.tolist())) if i not in ignored},
         frames=evaluated,
         pivot_precision=quality[0][0], pivot_recall=quality[0][1],

@@ -29,6 +29,15 @@ class Evaluated:
     per_class: dict[str, float]
     subsets: dict[str, float] = field(default_factory=dict)
     time: float = 0.0
+    split: str = ""  # what it was scored on: "val" (the config's data.val_split), or a data set kind
+    frames: int = 0
+
+    @property
+    def scored_on(self) -> str:
+        """Where the scores come from, e.g. ' on val (100 frames)', for a line beside other scores."""
+        if not self.split:
+            return ""
+        return f" on {self.split}" + (f" ({self.frames} frames)" if self.frames else "")
 
 
 @dataclass

@@ -114,6 +114,9 @@ def predict_files(checkpoint, paths, out, device="cpu", overwrite=False, progres
             "size": list(pred.size), **({"tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi} if pred.has_pivot else {}),
             "classes": classes})
         written.append(name)
+    if not written:  # nothing to show for the run: an error, not "wrote 0 frame(s)"
+        raise UserError(f"none of the {len(inputs.images)} image(s) could be read", ", ".join(map(str, paths)),
+                        "see the warnings above; give readable frames")
     return {"frames": written, "skipped": inputs.skipped}
 
 

@@ -89,7 +89,8 @@ class Trainer:
         if self.unknown_ids["frames"]:
             self._warn(f"warning: {self.unknown_ids['frames']} frame draw(s) of this process held label ids the data "
                        f"set does not define ({self.unknown_ids['pixels']:,d} pixels), read as ignore")
-        self.out.event(f"finished: {finished.reason} {finished.message}".strip())
+        # the message says how it ended ("finished 500 iterations", "stopped at iteration 391")
+        self.out.event(finished.message if finished.reason != "failed" else f"failed: {finished.message}")
         if finished.traceback:
             self.out.event(finished.traceback)
         on_event(finished)
@@ -298,9 +299,12 @@ class Trainer:
         wall = round(time.time(), 3)
         self.out.metrics({"kind": "eval", "iteration": self.iteration, "time": wall, **result.to_dict()})
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.miou.items())
+        d = cfg.data
+        split = d.val_split if d.val_kind == "cityscapes" else d.val_kind  # as open_training_data opens it
         self.out.event(f"evaluated at {self.iteration}: {scores} on {result.frames} frames"
                         + (f", {result.skipped} unreadable skipped" if result.skipped else ""))
-        self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou, wall))
+        self._emit(Evaluated(self.iteration, result.primary, result.per_class, result.miou, wall, split=split,
+                             frames=result.frames))
 
     def step(self, source: dict, target: dict | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step on a source batch and, when adapting, a target batch; returns the loss

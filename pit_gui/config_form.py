@@ -11,9 +11,9 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QLabel,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QLabel, QHBoxLayout,
+                               QLineEdit, QPushButton, QStackedWidget, QVBoxLayout, QWidget)
 
 from pit_engine.config import Config, field_docs, section_classes
 from pit_engine.data.datasets import DATASETS
@@ -21,33 +21,7 @@ from pit_engine.errors import UserError
 from pit_engine.methods import METHODS, build_method
 from pit_engine.models import BACKBONES
 from pit_engine.runtime import available_devices
-
-
-class _WheelOnlyWhenFocused:
-    """A field that the mouse wheel changes only once it has focus (a click or Tab): scrolling
-    over the form must scroll the form, never set a hyperparameter."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.setFocusPolicy(Qt.StrongFocus)  # not WheelFocus: the wheel alone does not focus it
-
-    def wheelEvent(self, event):
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()  # to the parent: the form scrolls
-
-
-class SpinBox(_WheelOnlyWhenFocused, QSpinBox):
-    pass
-
-
-class DoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
-    pass
-
-
-class ComboBox(_WheelOnlyWhenFocused, QComboBox):
-    pass
+from pit_gui.wheel import ComboBox, DoubleSpinBox, SpinBox
 
 
 class ListEdit(QLineEdit):
@@ -289,6 +263,34 @@ class ConfigForm(QWidget):
             if f"'{key}'" in line:
                 line = line.replace(f"'{key}'", f"'{self.label(key)}' ({key})")
         return line
+
+    def snapshot(self) -> tuple:
+        """Every field as it is shown (a half-typed list included), for `restore` to put back."""
+        shown = {}
+        for key, widget in self.fields.items():
+            if isinstance(widget, QComboBox):
+                shown[key] = widget.currentIndex()  # items are only ever added, so an index stays valid
+            elif isinstance(widget, QLineEdit):
+                shown[key] = widget.text()
+            elif isinstance(widget, QCheckBox):
+                shown[key] = widget.isChecked()
+            else:
+                shown[key] = widget.value()
+        return copy.deepcopy(self._raw), shown
+
+    def restore(self, snapshot: tuple) -> None:
+        raw, shown = snapshot
+        self._raw = copy.deepcopy(raw)
+        for key, value in shown.items():
+            widget = self.fields[key]
+            if isinstance(widget, QComboBox):
+                widget.setCurrentIndex(value)
+            elif isinstance(widget, QLineEdit):
+                widget.setText(value)
+            elif isinstance(widget, QCheckBox):
+                widget.setChecked(value)
+            else:
+                widget.setValue(value)
 
     def set_value(self, key: str, value) -> None:
         *path, name = key.split(".")

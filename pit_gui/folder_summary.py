@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSplitter, QTableWidget, QVBoxLayout,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSplitter, QTableWidget, QVBoxLayout,
                                QWidget)
 
 from pit_engine.classes import CITYSCAPES_CLASSES, NUM_CLASSES
 from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.pit_ops import PRESENT
 from pit_gui.tables import fill_table
+from pit_gui.wheel import ComboBox
 
 REFRESH_MS = 300  # a folder scored in the background redraws the table a few times a second, not per frame
 
@@ -87,7 +88,7 @@ class FolderSummary(QWidget):
         self.timer.timeout.connect(self.refresh)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.which = QComboBox(toolTip="Whose confusion matrix")
+        self.which = ComboBox(toolTip="Whose confusion matrix")
         self.which.currentIndexChanged.connect(self.refresh)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground((30, 30, 34))

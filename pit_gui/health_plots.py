@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from pit_engine.classes import CITYSCAPES_CLASSES
+from pit_gui.wheel import ComboBox
 
 MEAN = "mean over classes"
 # (record key, legend, colour); every value is shown in % (counts as a share of the frames)
@@ -47,7 +48,7 @@ class HealthPlots(QWidget):
         self.records: list[dict] = []
         # x: iterations (None), or minutes since the wall clock this returns (the loss curves' choice)
         self.x_origin = lambda: None
-        self.cls = QComboBox(toolTip="One class's curves, or their mean over the classes where they are defined")
+        self.cls = ComboBox(toolTip="One class's curves, or their mean over the classes where they are defined")
         self.cls.addItems([MEAN, *CITYSCAPES_CLASSES])
         self.cls.currentTextChanged.connect(lambda _: self.redraw())
         self.info = QLabel()

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSlider,
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QSplitter, QTableWidget, QVBoxLayout, QWidget)
 
 from pit_engine import overlay
@@ -24,6 +24,7 @@ from pit_gui.panels import CategoryChart, ImagePanel
 from pit_gui.compared_panels import LAYOUTS, ComparedPanels, host
 from pit_gui.model_list import ModelList
 from pit_gui.tables import fill_table
+from pit_gui.wheel import ComboBox, Slider
 from pit_gui.workers import FrameResult
 
 CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
@@ -79,12 +80,14 @@ class InspectView(QWidget):
         self.models.add_requested.connect(lambda: self.open_checkpoint_requested.emit("b"))
 
         # frame browser
-        self.sort = QComboBox()
+        self.sort = ComboBox()
         self.sort.addItems(SORTS)
         self.sort.currentIndexChanged.connect(self._sort)
         self.list = QListWidget()
         self.list.setIconSize(QSize(96, 48))
         self.list.setSpacing(2)
+        # long names differ at the end ("democity_000000_000300"): cut in the middle, the full name in the tooltip
+        self.list.setTextElideMode(Qt.ElideMiddle)
         self.list.currentItemChanged.connect(self._item_changed)
         open_folder = QPushButton("Open frames…")
         open_folder.clicked.connect(self.open_folder_requested)
@@ -94,9 +97,9 @@ class InspectView(QWidget):
         b.addWidget(open_folder)
         b.addWidget(QLabel("Sort by"))
         b.addWidget(self.sort)
-        self.filter = QComboBox(toolTip="Show only the frames scored so far that match; unscored frames hide")
+        self.filter = ComboBox(toolTip="Show only the frames scored so far that match; unscored frames hide")
         self.filter.addItems(FILTERS)
-        self.filter_class = QComboBox()
+        self.filter_class = ComboBox()
         self.filter_class.addItems(CITYSCAPES_CLASSES)
         for combo in (self.filter, self.filter_class):
             combo.currentIndexChanged.connect(self._apply_filter)
@@ -147,17 +150,17 @@ class InspectView(QWidget):
 
         display = QGroupBox("Display")
         fd = QFormLayout(display)
-        self.opacity = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=50)
+        self.opacity = Slider(Qt.Horizontal, minimum=0, maximum=100, value=50)
         self.opacity.valueChanged.connect(self.render_panels)
         self.boundaries = QCheckBox("Class boundaries", checked=True)
         self.boundaries.toggled.connect(self.render_panels)
-        self.third = QComboBox()
+        self.third = ComboBox()
         self.third.addItems(THIRD)
         self.third.currentIndexChanged.connect(self.render_panels)
         fd.addRow("Opacity", self.opacity)
         fd.addRow(self.boundaries)
         fd.addRow("Third panel", self.third)
-        self.layout_choice = QComboBox(toolTip="Auto: two rows for frames twice as wide as tall or wider "
+        self.layout_choice = ComboBox(toolTip="Auto: two rows for frames twice as wide as tall or wider "
                                                "(Cityscapes' 2:1), so that each is drawn twice as large")
         self.layout_choice.addItems(LAYOUTS)
         self.layout_choice.currentIndexChanged.connect(self.compared.set_mode)
@@ -185,13 +188,13 @@ class InspectView(QWidget):
 
         regions = self.regions_box = QGroupBox("Expanded regions")
         fr = QFormLayout(regions)
-        self.region_class = QComboBox()
+        self.region_class = ComboBox()
         self.region_class.addItems(CITYSCAPES_CLASSES)
         self.region_class.currentIndexChanged.connect(self.render_panels)
-        self.region_mode = QComboBox()
+        self.region_mode = ComboBox()
         self.region_mode.addItems(REGION_MODES)
         self.region_mode.currentIndexChanged.connect(self.render_panels)
-        self.region_model = QComboBox()
+        self.region_model = ComboBox()
         self.region_model.addItems(["panel B's model", "panel A's model"])
         self.region_model.currentIndexChanged.connect(self.render_panels)
         fr.addRow("Class", self.region_class)
@@ -298,7 +301,7 @@ class InspectView(QWidget):
         for path in self.frames:
             item = QListWidgetItem(self._item_text(path))
             item.setData(PATH_ROLE, str(path))
-            item.setToolTip(str(path))
+            item.setToolTip(f"{path.name}\n{path.parent}")
             item.setSizeHint(QSize(260, 54))
             self.list.addItem(item)
             self.items[path] = item

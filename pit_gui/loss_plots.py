@@ -9,10 +9,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from pit_engine.methods import loss_terms
 from pit_gui.smoothing import Ema
+from pit_gui.wheel import ComboBox, Slider
 
 MIOU = "mIoU"
 UNSMOOTHED = (MIOU, "lr")  # evaluations (few points) and the learning rate (a schedule, not noise)
@@ -109,7 +110,7 @@ class LossPlots(QWidget):
         self.x_max = 0  # the run's length: a fixed x range spares re-laying out every axis per update
         self._dirty: set[tuple[str, str]] = set()
 
-        self.smoothing = QSlider(Qt.Horizontal)
+        self.smoothing = Slider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(round(self.beta * 100))
         self.smoothing.setToolTip("EMA smoothing of the bold curves (the faint ones are the raw values)")
@@ -118,7 +119,7 @@ class LossPlots(QWidget):
         self.smoothing_label = QLabel()
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.toggled.connect(self._set_log)
-        self.x_axis = QComboBox(toolTip="x: the iteration, or the time since the run's first record (minutes)")
+        self.x_axis = ComboBox(toolTip="x: the iteration, or the time since the run's first record (minutes)")
         self.x_axis.addItems(X_AXES)
         self.x_axis.currentIndexChanged.connect(self._set_x_axis)
         self.terms_button = QToolButton(text="Terms")

@@ -84,7 +84,9 @@ class MainWindow(QMainWindow):
         self.inference.failed.connect(self.on_inference_failed)
         self.inference_thread = start_thread(self.inference, "inference")
 
-        self.inspect_view.status.connect(self.say)
+        self._inspect_status = ""  # the Inspect view's last word (its frame, its models): shown on its tab only
+        self.inspect_view.status.connect(self.say_inspect)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.inspect_view.export_view_requested.connect(self.ask_export_view)
         self.inspect_view.export_folder_requested.connect(self.ask_export_folder)
         self.inspect_view.open_folder_requested.connect(self.ask_open_frames)
@@ -135,9 +137,10 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Quit", self.close, QKeySequence.Quit)
         train = bar.addMenu("&Train")
-        self._action(train, "Start", self.start_training, "Ctrl+Return")
-        self._action(train, "Pause / resume", self.toggle_pause, "Ctrl+P")
-        self._action(train, "Stop", self.stop_training, "Ctrl+.")
+        self.start_action = self._action(train, "Start", self.start_training, "Ctrl+Return")
+        self.pause_action = self._action(train, "Pause / resume", self.toggle_pause, "Ctrl+P")
+        self.stop_action = self._action(train, "Stop", self.stop_training, "Ctrl+.")
+        self._sync_train_actions()
         train.addSeparator()
         self._action(train, "Load config…", self.ask_load_config, "Ctrl+L")
         self._action(train, "Save config…", self.ask_save_config, "Ctrl+S")
@@ -155,6 +158,13 @@ class MainWindow(QMainWindow):
         self._action(view, "Focus: flip back", lambda: self._focus_flip(-1), "Shift+Space")
         self._rebuild_recent()
 
+    def _sync_train_actions(self) -> None:
+        """Train ▸ Start, Pause and Stop as enabled as the Train view's buttons: Pause and Stop only in a run."""
+        tv = self.train_view
+        for action, button in ((self.start_action, tv.start), (self.pause_action, tv.pause),
+                               (self.stop_action, tv.stop)):
+            action.setEnabled(button.isEnabled())
+
     def _toggle_focus(self) -> None:
         self.tabs.setCurrentIndex(1)
         self.inspect_view.compared.toggle_focus()
@@ -166,6 +176,20 @@ class MainWindow(QMainWindow):
     # messages ---------------------------------------------------------------------------------------
     def say(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def say_inspect(self, text: str) -> None:
+        self._inspect_status = text
+        if self.tabs.currentWidget() is self.inspect_view:
+            self.say(text)
+
+    def _tab_changed(self, _index: int) -> None:
+        """Inspect's frame name is not the Train view's news: each tab's status bar says its own."""
+        bar = self.statusBar()
+        if self.tabs.currentWidget() is self.inspect_view:
+            if self._inspect_status:
+                self.say(self._inspect_status)
+        elif bar.currentMessage() and bar.currentMessage() == self._inspect_status:
+            bar.clearMessage()
 
     def show_error(self, line: str, details: str = "") -> None:
         """The one-line reason in a dialog; a bug's traceback goes to the details and stderr."""
@@ -314,6 +338,7 @@ class MainWindow(QMainWindow):
         self.reader = MetricsReader(run_dir)
         self.run_total = config.get("train", {}).get("iterations", 0)
         self.train_view.clear_curves(run_dir.name, self.run_total)
+        self.train_view.run_dir.setText(str(run_dir))  # Start now resumes this run (after asking), not the last
         self.train_view.say(f"opened run {run_dir}")
 
         reader = self.reader
@@ -462,6 +487,7 @@ class MainWindow(QMainWindow):
             if report.problems:  # the reason on the dialog itself, not behind "Show Details"
                 first += "\n\n" + report.problems[0].error().line() + \
                     (f"\n(and {len(report.problems) - 1} more: Show Details)" if len(report.problems) > 1 else "")
+            self.say(title)
             self.show_info(title, first, summary + ("\n\n" + problems if problems else ""))
         self.run_task(f"checking {Path(root).name}",
                       lambda progress: check_dataset(kind, root, split or None, progress=progress), done)
@@ -523,12 +549,21 @@ class MainWindow(QMainWindow):
             self.task_bar.show()
             self.task_cancel.show()
 
+        def ended():  # "checking target…" must not outlive the check
+            if self.statusBar().currentMessage() == f"{label}…":
+                self.statusBar().clearMessage()
+
+        def done(result):
+            ended()
+            on_done(result)
+
         def failed(line, details):
+            ended()
             if line == "cancelled":
                 self.say(f"{label}: cancelled")
             elif not (on_failed and on_failed(line)):
                 self.show_error(line, details)
-        relay = Relay(worker, progress, on_done, failed, self)
+        relay = Relay(worker, progress, done, failed, self)
         thread = start_thread(worker, label, (self._reap_tasks, relay.deleteLater))
         self.tasks.append((worker, thread))
         self.say(f"{label}…")
@@ -582,6 +617,7 @@ class MainWindow(QMainWindow):
         self.train_thread = start_thread(worker, "trainer", (self._join_trainer,))
         self.train_view.clear_curves(run_dir.name)
         self.train_view.set_running(True)
+        self._sync_train_actions()
         self.train_view.say(f"starting {run_dir}")
         self.tabs.setCurrentIndex(0)
         self.say("training…")
@@ -598,11 +634,13 @@ class MainWindow(QMainWindow):
             self.train_worker.pause()
             self.say("paused (after the current step)")
         self.train_view.set_running(True, trainer.paused)
+        self._sync_train_actions()
 
     def stop_training(self) -> None:
         if self.training:
             self.train_worker.stop()
             self.train_view.stop.setEnabled(False)
+            self._sync_train_actions()
             self.say("stopping after the current step…")
 
     @Slot(object)
@@ -624,7 +662,7 @@ class MainWindow(QMainWindow):
     def on_evaluated(self, event) -> None:
         self.train_view.plots.add_records([{"kind": "eval", "iteration": event.iteration, "time": event.time,
                                             "miou": event.subsets}])
-        self.train_view.say(f"evaluated at {event.iteration}: mIoU {100 * event.miou:.1f}")
+        self.train_view.say(f"evaluated at {event.iteration}{event.scored_on}: mIoU {100 * event.miou:.1f}")
 
     @Slot(object)
     def on_health(self, event) -> None:
@@ -641,7 +679,9 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def on_finished(self, event) -> None:
-        self.train_view.say(f"{event.reason}: {event.message}")
+        self.train_view.say(event.message or event.reason)  # "stopped at iteration 391", not "stopped: stopped …"
+        if event.iteration and self.run_total:  # a stop falls between logged steps: the bar shows where it ended
+            self.train_view.show_progress(event.iteration, self.run_total)
         if event.reason == "failed":
             self.show_error(event.message, event.traceback)
         else:
@@ -654,6 +694,7 @@ class MainWindow(QMainWindow):
         run_dir = self.train_worker.trainer.run_dir if self.train_worker else None
         self.train_worker = self.train_thread = None
         self.train_view.set_running(False)
+        self._sync_train_actions()
         if run_dir is not None:
             try:  # the newest checkpoint of the run just trained is what the user inspects next
                 self.inspect_view.models.add(latest_checkpoint(run_dir), replace_run=True)

@@ -6,13 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
-                               QScrollArea, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from pit_engine.config import Config
 from pit_gui.config_form import ConfigForm
 from pit_gui.health_plots import HealthPlots
 from pit_gui.loss_plots import LossPlots
+from pit_gui.wheel import ComboBox
 from pit_resources import resource
 
 PRESETS = ("demo.toml", "gta5_to_cityscapes.toml", "synthia_to_cityscapes.toml")
@@ -35,10 +36,15 @@ class TrainView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.preset = QComboBox()
+        self.preset = ComboBox()
         self.preset.addItem("Preset…")
         self.preset.addItems(PRESETS)
         self.preset.activated.connect(self._pick_preset)
+        self.undo_preset = QPushButton("Undo preset", enabled=False,
+                                       toolTip="Put back the values the form had before the last preset replaced them")
+        self.undo_preset.clicked.connect(self.undo_load_preset)
+        self._loaded = None  # the form as the last preset filled it: anything else is an edit
+        self._before_preset = None  # (the form, the preset box's index) before the last preset, for Undo
         load = QPushButton("Load…", toolTip="Load a config TOML")
         load.clicked.connect(self.load_config_requested)
         save = QPushButton("Save…", toolTip="Save the form as a config TOML")
@@ -47,7 +53,7 @@ class TrainView(QWidget):
                                      toolTip="Generate the demo domain pair (seconds) and point the form at it")
         self.make_demo.clicked.connect(self.make_demo_requested)
         top = QHBoxLayout()
-        for w in (self.preset, load, save):
+        for w in (self.preset, self.undo_preset, load, save):
             top.addWidget(w)
         top.addStretch(1)
 
@@ -104,14 +110,41 @@ class TrainView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
         self.load_preset("demo.toml")
+        self._before_preset = None  # nothing to undo at the start
+        self.undo_preset.setEnabled(False)
 
-    def load_preset(self, name: str) -> None:
+    def load_preset(self, name: str, ask: bool = False) -> bool:
+        """Fill the form from a shipped preset. With `ask`, values edited since the last preset
+        are only replaced after a question; Undo preset puts them back either way."""
+        before = self.form.snapshot(), self.preset.currentIndex()
+        if ask and self._loaded is not None and before[0] != self._loaded and not self.confirm(
+                "Load the preset?", f"Replace the form's values by those of {name}?\n\n"
+                                    "(Undo preset puts the values back.)"):
+            self.preset.setCurrentIndex(0)  # the form keeps values that are no preset
+            return False
         self.form.set_config(Config.load(resource(name)))
         self.preset.setCurrentText(name)
+        self._loaded = self.form.snapshot()
+        if self._loaded != before[0]:
+            self._before_preset = before
+            self.undo_preset.setEnabled(self.start.isEnabled())
+        return True
+
+    def undo_load_preset(self) -> None:
+        if self._before_preset is None:
+            return
+        snapshot, index = self._before_preset
+        self._before_preset = None
+        self.form.restore(snapshot)
+        self.preset.setCurrentIndex(index)
+        self.undo_preset.setEnabled(False)
+
+    def confirm(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self, title, text) == QMessageBox.Yes
 
     def _pick_preset(self, index: int) -> None:
         if index > 0:
-            self.load_preset(self.preset.itemText(index))
+            self.load_preset(self.preset.itemText(index), ask=True)
 
     def default_run_dir(self) -> Path:
         return Path(self.run_dir.text().strip() or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -121,6 +154,7 @@ class TrainView(QWidget):
         self.form.setEnabled(not running)
         self.run_dir.setEnabled(not running)
         self.preset.setEnabled(not running)
+        self.undo_preset.setEnabled(not running and self._before_preset is not None)
         self.pause.setEnabled(running)
         self.stop.setEnabled(running)
         self.pause.setText("Resume" if paused else "Pause")

@@ -39,7 +39,43 @@ def mean_auc(scores: torch.Tensor, present: torch.Tensor) -> float:
     return sum(aucs) / len(aucs) if aucs else float("nan")  # no class varies among these frames
 
 
+def precision_recall(logits: torch.Tensor, present: torch.Tensor, tau_hi: float = 0.5) -> tuple[float, float]:
+    """The pivot's precision and recall of "present" (score above tau_hi), per class over the
+    frames, then the mean over the classes where each is defined, as `pit eval` counts them."""
+    said = (torch.sigmoid(logits) > tau_hi).float()
+    hits, claims, truths = (said * present).sum(0), said.sum(0), present.sum(0)
+    precision, recall = hits[claims > 0] / claims[claims > 0], hits[truths > 0] / truths[truths > 0]
+    return (precision.mean().item() if len(precision) else float("nan"),
+            recall.mean().item() if len(recall) else float("nan"))
+
+
 POOLINGS = {"average": lambda m: m.mean((2, 3)), "max": lambda m: m.amax((2, 3))}
+
+
+def fit_platt(scores: torch.Tensor, present: torch.Tensor, steps: int = 500):
+    """Per-class temperature and offset (Platt scaling) of logit scores, fitted by BCE: a
+    calibration, so the ranking (AUC) stays and the thresholds move."""
+    a, b = torch.ones(scores.shape[1], requires_grad=True), torch.zeros(scores.shape[1], requires_grad=True)
+    opt = torch.optim.Adam([a, b], 5e-2)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(a * scores + b, present)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    a, b = a.detach(), b.detach()
+    return lambda s: a * s + b
+
+
+def fit_linear(inputs: torch.Tensor, present: torch.Tensor, steps: int = 1500):
+    """A logistic layer on frame-level inputs (here the segmenter's pooled output), fitted by BCE."""
+    layer = torch.nn.Linear(inputs.shape[1], present.shape[1])
+    opt = torch.optim.Adam(layer.parameters(), 1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(layer(inputs), present)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return layer.requires_grad_(False)
 
 
 def fit_head(features: torch.Tensor, present: torch.Tensor, pooling: str, steps: int = 1500) -> torch.nn.Conv2d:
@@ -77,18 +113,31 @@ def main() -> None:
 
     def row(name, held_scores, target_scores):
         bce = F.binary_cross_entropy_with_logits
+        precision, recall = precision_recall(target_scores, v_t)
         print(f"| {name} | {mean_auc(held_scores, v_s[held]):.3f} | {mean_auc(target_scores, v_t):.3f} "
-              f"| {bce(held_scores, v_s[held]):.3f} | {bce(target_scores, v_t):.3f} |", flush=True)
+              f"| {bce(held_scores, v_s[held]):.3f} | {bce(target_scores, v_t):.3f} "
+              f"| {100 * precision:.1f} | {100 * recall:.1f} |", flush=True)
 
     print(f"{len(v_s)} source frames ({fit.stop} fitted, {len(v_s) - fit.stop} held out), "
           f"{len(v_t)} target {args.split} frames; feature map {tuple(out_s.features.shape[1:])}\n")
-    print("| scores | AUC, source held out | AUC, target | BCE, source held out | BCE, target |")
-    print("|---|---|---|---|---|")
+    print("| scores | AUC, source held out | AUC, target | BCE, source held out | BCE, target "
+          "| precision, target (%) | recall, target (%) |")
+    print("|---|---|---|---|---|---|---|")
     row("class priors", prior.expand_as(v_s[held]), prior.expand_as(v_t))
     if state.get("method") == "pit":  # other methods leave the pivot head untrained
         row("the checkpoint's pivot head (q)", out_s.pivot[held], out_t.pivot)
-    max_prob = lambda out: out.logits.float().softmax(1).amax((2, 3)).clamp(1e-4, 1 - 1e-4).logit()
-    row("segmenter, max-pooled probabilities", max_prob(out_s)[held], max_prob(out_t))
+    logit = lambda p: p.clamp(1e-4, 1 - 1e-4).logit()  # noqa: E731
+    prob_s, prob_t = out_s.logits.float().softmax(1), out_t.logits.float().softmax(1)
+    max_s, max_t = logit(prob_s.amax((2, 3))), logit(prob_t.amax((2, 3)))
+    row("segmenter, max-pooled probabilities", max_s[held], max_t)
+    calibrate = fit_platt(max_s[fit], v_s[fit])
+    row("segmenter, max-pooled, calibrated per class on source", calibrate(max_s[held]), calibrate(max_t))
+    n = prob_s.shape[2] * prob_s.shape[3]
+    gwrp = lambda p: logit(pit_ops.gwrp(p, pit_ops.support_decay(0.15, n)))  # noqa: E731
+    row("segmenter, GWRP-pooled (15 % support)", gwrp(prob_s)[held], gwrp(prob_t))
+    frame_level = lambda p: torch.cat([p.amax((2, 3)), p.mean((2, 3))], 1)  # noqa: E731
+    head = fit_linear(frame_level(prob_s[fit]), v_s[fit])
+    row("logistic head on the segmenter's pooled output", head(frame_level(prob_s[held])), head(frame_level(prob_t)))
     for pooling in POOLINGS:
         head = fit_head(out_s.features[fit], v_s[fit], pooling)
         pooled = lambda out: POOLINGS[pooling](head(out.features))

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
 
 from conftest import tiny_config
 from pit_engine import overlay
@@ -924,3 +925,205 @@ def test_the_prediction_cache_is_bounded_and_keeps_the_shown_frame(window, qtbot
         view.on_ready(dataclasses.replace(r, path=path))
     assert sum(x.nbytes for x in view.cache.values()) <= 2.5 * r.nbytes
     assert shown in view.cache and view.frames[-1] in view.cache and len(view.cache) == 2
+
+
+def wheel_notch(widget, notches=-1):
+    """A real wheel event over the middle of a widget, as a mouse sends it (no click before)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    QApplication.sendEvent(widget, QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * notches),
+                                               Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False))
+
+
+def test_the_wheel_over_the_preset_box_loads_nothing(qtbot):
+    # one notch over the preset box switched demo.toml to gta5_to_cityscapes.toml and refilled the form
+    from pit_gui.train_view import TrainView
+
+    view = TrainView()
+    qtbot.addWidget(view)
+    view.show()
+    before = view.form.config().to_dict()
+    wheel_notch(view.preset, -1)  # one notch down: the next preset
+    assert view.preset.currentText() == "demo.toml" and view.form.config().to_dict() == before
+
+
+def test_every_combo_spin_box_and_slider_takes_the_wheel_only_with_focus(make_window, qtbot):
+    # in Inspect one notch each changed Sort by, Third panel and the Opacity slider
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QMenu, QSlider
+
+    window = make_window(demo_models=False, demo_frames=False)
+
+    def state(w):
+        return w.currentIndex() if isinstance(w, QComboBox) else w.value()
+    controls = [w for kind in (QComboBox, QAbstractSpinBox, QSlider) for w in window.findChildren(kind)]
+    controls = [w for w in controls if not isinstance(w.window(), QMenu)]  # pyqtgraph's context menus: not on screen
+    view = window.inspect_view
+    assert {view.sort, view.third, view.opacity, view.filter, window.train_view.preset,
+            window.train_view.plots.smoothing, window.folder_summary.which} <= set(controls)
+    for w in controls:
+        if isinstance(w, QComboBox) and w.count() < 2:
+            w.addItems(["one", "two", "three"])  # something to change to (the folder summary's models)
+        if isinstance(w, QComboBox):
+            w.setCurrentIndex(1)
+        else:
+            w.setValue((w.minimum() + w.maximum()) / 2 if isinstance(w.value(), float)
+                       else (w.minimum() + w.maximum()) // 2)
+    before = [state(w) for w in controls]
+    for w in controls:
+        wheel_notch(w, -1)
+        wheel_notch(w, 1)
+        wheel_notch(w, -1)
+    changed = [f"{type(w).__name__} {w.objectName() or w.toolTip()[:40]}" for w, old in zip(controls, before)
+               if state(w) != old]
+    assert not changed
+    window.tabs.setCurrentIndex(1)  # focused (a click or Tab), the wheel works as usual
+    window.activateWindow()
+    view.sort.setFocus()
+    qtbot.waitUntil(view.sort.hasFocus, timeout=5000)
+    index = view.sort.currentIndex()
+    wheel_notch(view.sort, -1)
+    assert view.sort.currentIndex() == index + 1
+
+
+def test_a_preset_over_edited_values_asks_first_and_can_be_undone(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from pit_gui.train_view import TrainView
+
+    view = TrainView()
+    qtbot.addWidget(view)
+    view.show()
+    asked = []
+    answer = [QMessageBox.No]
+
+    def question(*args, **kwargs):
+        asked.append(args[2] if len(args) > 2 else "")
+        return answer[0]
+    monkeypatch.setattr(QMessageBox, "question", question)
+    gta5 = view.preset.findText("gta5_to_cityscapes.toml")
+    # not edited: a preset loads at once, and Undo puts demo.toml back
+    view.preset.activated.emit(gta5)
+    assert not asked and view.form.config().train.iterations == Config.load(resource("gta5_to_cityscapes.toml")).train.iterations
+    assert view.undo_preset.isEnabled()
+    QTest.mouseClick(view.undo_preset, Qt.LeftButton)
+    assert view.form.config().to_dict() == Config.load(resource("demo.toml")).to_dict()
+    assert view.preset.currentText() == "demo.toml" and not view.undo_preset.isEnabled()
+
+    # edited: asked first; No keeps every edited value
+    view.form.fields["train.iterations"].setValue(1234)
+    view.form.fields["method.pit.tau_lo"].setValue(0.07)
+    view.form.fields["data.crop"].setText("[48, ")  # half typed
+    edited = view.form.snapshot()
+    view.preset.setCurrentIndex(gta5)  # what picking it in the box does, then activated
+    view.preset.activated.emit(gta5)
+    assert len(asked) == 1 and "gta5_to_cityscapes.toml" in asked[0]
+    assert view.form.snapshot() == edited and view.preset.currentIndex() == 0
+    # Yes replaces them; Undo preset brings them back, half-typed text included
+    answer[0] = QMessageBox.Yes
+    view.preset.setCurrentIndex(gta5)
+    view.preset.activated.emit(gta5)
+    assert len(asked) == 2 and view.form.fields["train.iterations"].value() != 1234
+    assert view.preset.currentText() == "gta5_to_cityscapes.toml"
+    QTest.mouseClick(view.undo_preset, Qt.LeftButton)
+    assert view.form.snapshot() == edited and view.form.fields["data.crop"].text() == "[48, "
+
+
+def test_the_frame_list_cuts_long_names_in_the_middle_and_tells_them_in_full(make_window, qtbot):
+    # "democity_000000_0003…" for all 8 frames, and no tooltip
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QFontMetrics, QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    window = make_window(demo_models=False)
+    window.tabs.setCurrentIndex(1)
+    view = window.inspect_view
+    qtbot.waitUntil(lambda: len(view.frames) == 8 and view.list.count() == 8, timeout=WAIT_MS)
+    view.splitter.setSizes([180, 900, 330])  # a narrow list: the names do not fit
+    qtbot.wait(50)
+    assert view.list.textElideMode() == Qt.ElideMiddle
+    metrics, shown = QFontMetrics(view.list.font()), set()
+    for i in range(view.list.count()):
+        item = view.list.item(i)
+        name = item.text().split("\n")[0]
+        width = view.list.visualItemRect(item).width() - view.list.iconSize().width() - 12
+        assert metrics.horizontalAdvance(name) > width  # too long for the list: cut
+        shown.add(metrics.elidedText(name, view.list.textElideMode(), width))
+    assert len(shown) == 8  # the ends that tell the frames apart stay visible
+    item = view.list.item(2)
+    pos = view.list.visualItemRect(item).center()
+    viewport = view.list.viewport()
+    QApplication.sendEvent(viewport, QHelpEvent(QEvent.ToolTip, pos, viewport.mapToGlobal(pos)))
+    path = Path(item.data(Qt.UserRole))
+    assert QToolTip.text().split("\n")[0] == path.name
+    QToolTip.hideText()
+
+
+def train_menu_actions(window) -> dict:
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Train")
+    return {a.text(): a for a in menu.actions() if a.text()}
+
+
+def test_a_stopped_run_leaves_no_stale_controls_progress_or_messages(make_window, qtbot, tiny_demo, tmp_path):
+    # Pause and Stop enabled while idle, "stopped: stopped at iteration 391", the bar left at 380/500
+    import re
+
+    window = make_window(demo_models=False, demo_frames=False)
+    tv = window.train_view
+    actions = train_menu_actions(window)
+    assert actions["Start"].isEnabled()
+    assert not actions["Pause / resume"].isEnabled() and not actions["Stop"].isEnabled()
+    # no step is logged before the stop (log_every): only the stop can say where the run got to
+    config = tiny_config(tiny_demo, "source_only", train={"iterations": 2000, "log_every": 1000,
+                                                          "checkpoint_every": 2})
+    tv.form.set_config(config)
+    tv.run_dir.setText(str(tmp_path / "run"))
+    QTest.mouseClick(tv.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.training, timeout=WAIT_MS)
+    assert not actions["Start"].isEnabled()
+    assert actions["Pause / resume"].isEnabled() and actions["Stop"].isEnabled()
+    qtbot.waitUntil(lambda: "checkpoint iter_0000002.pt" in tv.log.toPlainText(), timeout=WAIT_MS)
+    QTest.mouseClick(tv.stop, Qt.LeftButton)
+    assert not actions["Stop"].isEnabled()  # asked once: it stops after the current step
+    qtbot.waitUntil(lambda: not window.training, timeout=WAIT_MS)
+    assert actions["Start"].isEnabled()
+    assert not actions["Pause / resume"].isEnabled() and not actions["Stop"].isEnabled()
+    events = (tmp_path / "run/events.log").read_text()
+    stopped_at = int(re.search(r"stopped at iteration (\d+)", events).group(1))
+    assert stopped_at >= 2 and "stopped stopped" not in events and "finished: stopped" not in events
+    assert tv.progress.value() == stopped_at and tv.progress.maximum() == 2000
+    log = tv.log.toPlainText()
+    assert f"stopped at iteration {stopped_at}" in log and "stopped: stopped" not in log
+
+
+def test_the_status_bar_and_run_directory_follow_what_is_shown(make_window, qtbot, tiny_demo, tmp_path):
+    # Inspect's frame name on the Train tab, "checking target…" after the check, the last run's folder
+    window = make_window(demo_models=False)
+    bar = window.statusBar()
+    qtbot.waitUntil(lambda: len(window.inspect_view.frames) == 8 and not window.tasks, timeout=WAIT_MS)
+    assert window.tabs.currentIndex() == 1 and bar.currentMessage() == "8 frame(s)"
+    QTest.keyClick(window, Qt.Key_1, Qt.ControlModifier)  # View ▸ Train
+    assert window.tabs.currentIndex() == 0 and bar.currentMessage() == ""
+    QTest.keyClick(window, Qt.Key_2, Qt.ControlModifier)  # back: Inspect's own news again
+    assert bar.currentMessage() == "8 frame(s)"
+    QTest.keyClick(window, Qt.Key_1, Qt.ControlModifier)
+
+    window.check_data("cityscapes", str(tiny_demo / "target"), "val")
+    assert bar.currentMessage() == "checking target…"
+    qtbot.waitUntil(lambda: not window.tasks, timeout=WAIT_MS)
+    assert bar.currentMessage().startswith("cityscapes: 4 frame(s)")
+    window.info_box.hide()
+
+    runs = []
+    for name in ("first", "second"):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.toml").write_text(tiny_config(tiny_demo).to_toml())
+        (run / "metrics.jsonl").write_text(json.dumps({"kind": "step", "iteration": 1, "lr": 0.1, "seg": 1.0}) + "\n")
+        runs.append(run)
+    window.train_view.run_dir.setText(str(tmp_path / "typed"))
+    for run in runs:
+        assert window.open_path(run)
+        assert window.train_view.run_dir.text() == str(run)
