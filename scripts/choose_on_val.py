@@ -19,6 +19,10 @@ VARIANTS = {
     "conf_w": ("confidence-weighted L_pix", "pit", {"confidence_weighted": True}),
     "thr_seeds": ("threshold seeds 0.9", "pit", {"seed_ratio": 0.0}),
     "no_stage2": ("no alignment stage", "pit", {"align_steps": 0}),
+    "segmenter_pivot": ("pivot read from the segmenter", "pit", {"pivot_reading": "segmenter"}),
+    # the baselines' weights, not the published ones: can entropy minimisation move the demo at all?
+    "minent_x10": ("MinEnt, 10 x the published weights", "minent", {"lambda_ent": 1e-2, "lambda_ent_aux": 2e-3}),
+    "minent_x100": ("MinEnt, 100 x the published weights", "minent", {"lambda_ent": 1e-1, "lambda_ent_aux": 2e-2}),
 }
 
 if __name__ == "__main__":

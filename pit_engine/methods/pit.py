@@ -26,6 +26,7 @@ from pit_engine.distributed import sum_over_ranks
 from pit_engine.errors import UserError
 from pit_engine.methods.base import Method, Nets, Pass, adversarial_loss, upsample
 from pit_engine.models import ImageDiscriminator, OutputDiscriminator
+from pit_engine.presence import SegmenterPresence
 
 
 @dataclass
@@ -48,6 +49,7 @@ class PITConfig:
     output_adv: bool = False  # F: output-space adversarial alignment
     align_steps: int = 0  # stage 2: adapting steps of alignment (C, F) alone, before D and E switch on
     pivot_source: str = "inferred"  # inferred, or oracle (ground-truth target vectors, diagnosis only)
+    pivot_reading: str = "head"  # q from: head (B's pooled features) or segmenter (its output map's per-class max and mean, fitted on the source)
     min_pixels: int = 1  # a class is present in a source label if it covers this many valid pixels
     tau_lo: float = 0.1
     tau_hi: float = 0.5
@@ -74,6 +76,8 @@ class PITConfig:
     def validate(self, where: str, key: str) -> None:
         if self.pivot_source not in ("inferred", "oracle"):
             raise UserError(f"'{key}.pivot_source' is '{self.pivot_source}'", where, "use one of: inferred, oracle")
+        if self.pivot_reading not in ("head", "segmenter"):
+            raise UserError(f"'{key}.pivot_reading' is '{self.pivot_reading}'", where, "use one of: head, segmenter")
         if self.teacher not in ("mean", "snapshot"):
             raise UserError(f"'{key}.teacher' is '{self.teacher}'", where, "use one of: mean, snapshot")
         if not 0 <= self.tau_lo <= self.tau_hi <= 1:
@@ -105,6 +109,7 @@ class PIT(Method):
         self.regions_backend = "auto"  # region growing: torch on a GPU, OpenCV on the CPU (same labels)
         # per class, over the source frames seen: how many held it, and the sum of its pixel shares
         self.source_frames = self.source_shares = None
+        self.presence = None  # pivot_reading = "segmenter": the reading, made with the network
 
     @property
     def adapts(self) -> bool:
@@ -129,6 +134,8 @@ class PIT(Method):
 
     def create_modules(self, model):
         m, c = self.config, model.num_classes
+        if m.pivot_reading == "segmenter":
+            self.presence = SegmenterPresence(c)
         modules = {}  # built in this order: it fixes their random initialisation
         if m.output_adv:
             modules["d_out"] = OutputDiscriminator(c, m.disc_width)
@@ -171,9 +178,11 @@ class PIT(Method):
         labelled = (batch["label"] != IGNORE).flatten(1).any(1)
         if m.gwrp_per_class:
             self._count_source_shares(batch["label"])
+        weight = labelled[:, None].float().expand_as(v_s)
         if m.pivot:
-            weight = labelled[:, None].float().expand_as(v_s)
             p.losses["cls"] = m.lambda_cls * F.binary_cross_entropy_with_logits(p.out.pivot.float(), v_s, weight)
+        if self.presence is not None:
+            self.presence.fit_step(p.out.logits.detach().float().softmax(1), v_s, weight)
         if m.image_level:
             prob = p.out.logits.float().softmax(1)  # the output map: GWRP's support is a fraction of it
             v = torch.where(labelled[:, None], v_s, torch.full_like(v_s, -1))  # -1: skipped
@@ -228,12 +237,12 @@ class PIT(Method):
         m = self.config
         if m.teacher == "snapshot" and m.refresh_every == 1:
             pooled = pooled.detach() if pooled is not None else self.pool(prob) if m.refresh_pivot else None
-            return {"pivot": out.pivot.detach(), "pooled": pooled,
+            return {"pivot": self.pivot_logits(out).detach(), "pooled": pooled,
                     "prob": upsample(out.logits.detach(), x).float().softmax(1)}
         self.update_teacher(step - m.align_steps)
         t = self.teacher(x)
         t_prob = t.logits.float().softmax(1)
-        return {"pivot": t.pivot, "pooled": self.pool(t_prob) if m.refresh_pivot else None,
+        return {"pivot": self.pivot_logits(t), "pooled": self.pool(t_prob) if m.refresh_pivot else None,
                 "prob": upsample(t.logits, x).float().softmax(1)}
 
     @torch.no_grad()
@@ -262,6 +271,12 @@ class PIT(Method):
         return (ce * weight * labelled).sum() / labelled.sum().clamp_min(1)
 
     # C: the pivot ------------------------------------------------------------------------------
+    def pivot_logits(self, out) -> torch.Tensor:
+        """The logits of q: the pivot head's (B), or the segmenter reading's."""
+        if self.presence is None:
+            return out.pivot
+        return self.presence.logits(out.logits.float().softmax(1))
+
     def target_pivot(self, guide: dict, batch) -> torch.Tensor:
         """The target category vector: 1 present, 0 absent, -1 unsure (skipped)."""
         m = self.config
@@ -274,7 +289,7 @@ class PIT(Method):
         what the pivot's precision and recall measure. pooled: GWRP of the output map."""
         m = self.config
         prob = out.logits.float().softmax(1)
-        return P.infer_pivot(out.pivot, self.pool(prob), m.tau_lo, m.tau_hi, m.refresh_pivot)
+        return P.infer_pivot(self.pivot_logits(out), self.pool(prob), m.tau_lo, m.tau_hi, m.refresh_pivot)
 
     def pivot_verdicts(self, out) -> dict[str, torch.Tensor]:
         """The pivot states of q alone and of the refreshed max(q, GWRP(p)), whichever is used."""
@@ -294,6 +309,8 @@ class PIT(Method):
             state["teacher"] = self.teacher.state_dict()
         if self.source_frames is not None:
             state["source_shares"] = torch.stack([self.source_frames, self.source_shares])
+        if self.presence is not None:
+            state["presence"] = self.presence.state()
         return state
 
     def load_extra_state(self, state: dict) -> None:
@@ -306,6 +323,9 @@ class PIT(Method):
     def load_inference_state(self, state: dict) -> None:
         if "source_shares" in state:  # the per-class GWRP supports
             self.source_frames, self.source_shares = state["source_shares"].float()
+        if "presence" in state:  # the segmenter reading of the pivot (evaluation builds no modules)
+            self.presence = self.presence or SegmenterPresence(state["presence"].shape[0])
+            self.presence.load(state["presence"])
 
     @torch.no_grad()
     def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
