@@ -8,8 +8,10 @@ logits, then average pooling as the pivot head pools, or max pooling, which no p
 normalisation can flatten) are fitted to the category vectors of the first two thirds of the
 source frames read, and scored on the last third and on the target split: the mean per-class ROC
 AUC (0.5 is chance; classes present in every frame or in none are left out) and the BCE beside
-that of the class priors. The checkpoint's own pivot head (q) and the segmenter's max-pooled
-probabilities are scored the same way. Data folders and sizes come from the checkpoint's config.
+that of the class priors, and the precision and recall of "present" (above 0.5) on the target.
+The checkpoint's own pivot q (from its pivot head, or its segmenter reading), the segmenter's
+pooled probabilities (raw, calibrated per class on the source frames fitted, GWRP-pooled) and a
+logistic head on the segmenter's pooled output are scored the same way. Data folders and sizes come from the checkpoint's config.
 Every frame's features are held at once, on the CPU: sized for the demo's small network (under a minute);
 a ResNet at Cityscapes sizes needs --frames lowered to fit in memory.
 """
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pit_engine import pit_ops
-from pit_engine.checkpoint import restore_model
+from pit_engine.checkpoint import checkpoint_method, restore_model
 from pit_engine.data.datasets import open_dataset
 from pit_engine.data.transforms import get_normalization
 from pit_engine.errors import UserError
@@ -125,7 +127,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     row("class priors", prior.expand_as(v_s[held]), prior.expand_as(v_t))
     if state.get("method") == "pit":  # other methods leave the pivot head untrained
-        row("the checkpoint's pivot head (q)", out_s.pivot[held], out_t.pivot)
+        method = checkpoint_method(state, args.checkpoint)
+        reading = getattr(method.config, "pivot_reading", "head")
+        row(f"the checkpoint's pivot, q (read from the {reading})", method.pivot_logits(out_s)[held],
+            method.pivot_logits(out_t))
     logit = lambda p: p.clamp(1e-4, 1 - 1e-4).logit()  # noqa: E731
     prob_s, prob_t = out_s.logits.float().softmax(1), out_t.logits.float().softmax(1)
     max_s, max_t = logit(prob_s.amax((2, 3))), logit(prob_t.amax((2, 3)))
