@@ -251,6 +251,7 @@ class WeightsReport:
     loaded: int
     unmatched: list[str]  # keys of the file that found no place in the model
     missing: list[str]  # backbone parameters the file did not provide
+    path: str = ""  # the file read, where model.weights named it otherwise ("imagenet")
 
 
 def _load_state(path: Path) -> dict:
@@ -366,7 +367,7 @@ def _load_lite0(model: DeepLabV2, path: Path) -> WeightsReport:
                         "give the efficientnet-lite0 .pth (or model.weights = \"imagenet\" for the installed one)")
     mapped, unmatched = map_lite0_state(model.backbone, state)
     model.backbone.load_state_dict(mapped)
-    return WeightsReport("efficientnet-lite0", "inception", len(mapped), unmatched, [])
+    return WeightsReport("efficientnet-lite0", "inception", len(mapped), unmatched, [], str(path))
 
 
 def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str = "",
@@ -384,7 +385,7 @@ def build_model(backbone: str, num_classes: int, rates, aux: bool, weights: str 
                           "comparable with published numbers", stacklevel=2)
         return model, None
     report = load_pretrained(model, weights)
-    log(f"loaded {report.loaded} tensors from {weights} ({report.format} format, expects {report.normalization} "
+    log(f"loaded {report.loaded} tensors from {report.path or weights} ({report.format} format, expects {report.normalization} "
         f"normalisation); {len(report.unmatched)} key(s) unmatched"
         + (f": {', '.join(report.unmatched[:6])}{' ...' if len(report.unmatched) > 6 else ''}" if report.unmatched else "")
         + (f"; {len(report.missing)} backbone tensor(s) not in the file" if report.missing else ""))
