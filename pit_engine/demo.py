@@ -268,8 +268,8 @@ def report_markdown(report: dict) -> str:
     if pivots:
         lines += ["", "## Pivot quality", "",
                   "How well each frame's category vector says which classes the frame holds, on the same frames "
-                  "(mean over classes, %): q is the pivot head's own verdict, refreshed is max(q, GWRP(p)), the "
-                  "vector the method uses.", "",
+                  "(mean over classes, %): q is the pivot's own verdict (its head's, or its segmenter reading's), "
+                  "refreshed is max(q, GWRP(p)), the vector the method uses.", "",
                   "| method | q precision | q recall | refreshed precision | refreshed recall |", "|---|---|---|---|---|"]
         for row in pivots:
             r = report[row]

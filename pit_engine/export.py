@@ -111,7 +111,9 @@ def predict_files(checkpoint, paths, out, device="cpu", overwrite=False, progres
                                   pivot=state.get(int(pred.pivot[i]), "unsure"))
         _write_json(out / f"{name}.json", {
             "image": str(path), "checkpoint": str(checkpoint), "method": predictor.method.name,
-            "size": list(pred.size), **({"tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi} if pred.has_pivot else {}),
+            "size": list(pred.size),
+            **({"tau_lo": pred.tau_lo, "tau_hi": pred.tau_hi, "pivot_reading": pred.pivot_reading} if pred.has_pivot
+               else {}),
             "classes": classes})
         written.append(name)
     if not written:  # nothing to show for the run: an error, not "wrote 0 frame(s)"

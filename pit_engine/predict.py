@@ -22,7 +22,8 @@ class Prediction:
     classes: np.ndarray  # H x W uint8 trainIds at the frame's resolution
     confidence: np.ndarray  # H x W float32, probability of the arg-max class
     # the pivot and the expanded regions: None for a method without a pivot
-    q: np.ndarray | None = None  # C float32, the pivot head's category vector sigmoid(F(x))
+    q: np.ndarray | None = None  # C float32, the category vector: the pivot head's sigmoid(F(x)), or the segmenter reading's
+    pivot_reading: str = ""  # where q comes from: "head" or "segmenter" ("" without a pivot)
     pooled: np.ndarray | None = None  # C float32, GWRP-pooled class probabilities
     pivot: np.ndarray | None = None  # C int8: 1 present, 0 absent, -1 unsure (after the optional GWRP refresh)
     tau_lo: float = 0.0
@@ -111,6 +112,7 @@ class Predictor:
             pivot_part = dict(
                 q=q[i].cpu().numpy(), pooled=pooled[i].cpu().numpy(), pivot=pivot[i].cpu().numpy().astype(np.int8),
                 tau_lo=self.method.config.tau_lo, tau_hi=self.method.config.tau_hi, cams=cams[i].cpu().numpy(),
+                pivot_reading=self.method.config.pivot_reading,
                 seeds=near(seeds[i]).bool().cpu().numpy(), regions=near(regions[i]).byte().cpu().numpy(),
             ) if self.has_pivot else {}
             results.append(Prediction(classes=cls.byte().cpu().numpy(), confidence=conf.cpu().numpy(), **pivot_part))

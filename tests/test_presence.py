@@ -59,6 +59,7 @@ def test_a_run_keeps_the_reading_and_prediction_reads_q_from_it(tiny_demo, tmp_p
     predictor = Predictor.from_checkpoint(ckpt, "cpu")
     frame = np.asarray(Image.open(sorted((tiny_demo / "target/leftImg8bit/val").glob("*/*.png"))[0]).convert("RGB"))
     pred = predictor.predict(frame)
+    assert pred.pivot_reading == "segmenter"  # the GUI and `pit predict` say where q comes from
     # q is the reading of the network's own output map, not the pivot head's verdict
     x = predictor.normalization.apply(resize(frame, None, predictor.size)[0])[None]
     with torch.no_grad():
