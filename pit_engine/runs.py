@@ -107,6 +107,34 @@ def run_config(run_dir: str | Path) -> dict:
         raise UserError(f"config.toml is not valid TOML: {exc}", path, "the run directory is damaged") from None
 
 
+def run_method(run_dir: str | Path) -> str:
+    """The method a run trains ("pit", "source_only", ...; "" when its config does not say)."""
+    method = run_config(run_dir).get("method", {})
+    return method.get("name", "") if isinstance(method, dict) else ""
+
+
+def source_only_sibling(run_dir: str | Path) -> Path | None:
+    """The source-only run beside this one, its baseline (`pit demo` writes OUT/source_only beside
+    OUT/pit, or OUT/source_only_seed11 beside OUT/pit_seed11: the same seed first). None when there
+    is none, or when this run is itself source-only."""
+    run_dir = Path(run_dir)
+
+    def source_only(path: Path) -> bool:
+        try:
+            return path.is_dir() and is_run_dir(path) and run_method(path) == "source_only"
+        except (OSError, UserError):
+            return False  # a damaged or unreadable run is nobody's baseline
+    if source_only(run_dir):
+        return None
+    try:
+        found = [p for p in run_dir.parent.iterdir() if p != run_dir and source_only(p)]
+    except OSError:
+        return None
+    seed = run_dir.name.rpartition("_seed")[2] if "_seed" in run_dir.name else None
+    found.sort(key=lambda p: (seed is None or not p.name.endswith(f"_seed{seed}"), p.name))
+    return found[0] if found else None
+
+
 class MetricsReader:
     """Reads the records appended to a run's metrics.jsonl since the last call.
 

@@ -117,18 +117,19 @@ class InspectView(QWidget):
         self.panel_a, self.panel_b, self.panel_c = ImagePanel("source-only"), ImagePanel("adapted"), ImagePanel("")
         self.panel_regions = ImagePanel("")
         self.chart = CategoryChart()
-        self.compared = ComparedPanels([self.panel_a, self.panel_b, self.panel_c])
-        self.compared.focus_changed.connect(lambda _which: self._show_pivot_row())
         lower = QWidget()
         self.pivot_row = lower  # the pivot's panels: shown only for models that have a pivot
         box = QHBoxLayout(lower)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
-        # the regions panel has another shape and stays apart: pyqtgraph links views at one scale, so
-        # linking it shrank the frames the others draw. It stays fitted too, until zoomed.
-        regions_host = host(self.panel_regions)
+        # the regions panel keeps a view of its own: pyqtgraph links views at one scale, so linking
+        # it shrank the frames the others draw. It stays fitted too, until zoomed. With A and B above
+        # the third panel it fills the fourth cell beside it, else it sits under the panels.
+        regions_host = self.regions_host = host(self.panel_regions)
         box.addWidget(regions_host, 1)
         box.addWidget(host(self.chart), 2)
+        self.compared = ComparedPanels([self.panel_a, self.panel_b, self.panel_c], regions_host, box)
+        self.compared.focus_changed.connect(lambda _which: self._show_pivot_row())
         self._pivots_shown = False
         self._regions_fitted = True
         self.panel_regions.vb.sigResized.connect(self._refit_regions)
@@ -236,7 +237,7 @@ class InspectView(QWidget):
         centre.addWidget(lower)
         centre.setStretchFactor(0, 3)  # the compared panels over the pivot's panels, neither collapsed
         centre.setStretchFactor(1, 2)
-        centre.setSizes([540, 360])
+        centre.setSizes([600, 300])  # the frames the larger share: the regions panel is beside them in two rows
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(browser)
         self.splitter.addWidget(centre)
@@ -479,7 +480,9 @@ class InspectView(QWidget):
 
     def _show_pivot_row(self) -> None:
         """The pivot's panels exist only for methods that have a pivot, and give way to a focused panel."""
-        self.pivot_row.setVisible(self._pivots_shown and self.compared.focused is None)
+        shown = self._pivots_shown and self.compared.focused is None
+        self.pivot_row.setVisible(shown)
+        self.regions_host.setVisible(shown)  # under the panels, or in the fourth cell of two rows
 
     def readout_at(self, x: int, y: int) -> str:
         """What each model and the ground truth say about the frame's pixel (x, y)."""
@@ -520,7 +523,7 @@ class InspectView(QWidget):
         r = self.result()
         if r is None:
             return
-        self.compared.set_aspect(r.image.shape[1] / r.image.shape[0])
+        self.compared.set_frame_size(r.image.shape[1], r.image.shape[0])
         self.render_panels()
         names, (a, b) = self._pair_names(), self.pair_preds(r)
         pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (a, b))

@@ -18,7 +18,7 @@ from pit_engine.data.demo import make_demo
 from pit_engine.data.io import IMAGE_SUFFIXES, save_png
 from pit_engine.errors import UserError
 from pit_engine.export import export_overlays, gather
-from pit_engine.runs import MetricsReader, is_run_dir, run_config
+from pit_engine.runs import MetricsReader, is_run_dir, run_config, source_only_sibling
 from pit_gui.folder_summary import FolderSummary
 from pit_gui.inspect_view import InspectView
 from pit_gui.train_view import TrainView
@@ -34,6 +34,18 @@ def demo_inputs() -> tuple[Path, Path, Path]:
     """The shipped source-only and PIT checkpoints and the demo val frames."""
     return (resource("demo_source_only.pt"), resource("demo_pit.pt"),
             resource("demo_frames") / "leftImg8bit" / "val")
+
+
+def baseline(run_dir) -> Path:
+    """What panel A shows beside an opened run: the newest checkpoint of its source-only sibling
+    run (as `pit demo` writes them), else the shipped demo source-only model."""
+    sibling = source_only_sibling(run_dir)
+    if sibling is not None:
+        try:
+            return latest_checkpoint(sibling)
+        except UserError:
+            pass  # that run has no checkpoint yet
+    return demo_inputs()[0]
 
 
 def inference_device() -> str:
@@ -352,8 +364,11 @@ class MainWindow(QMainWindow):
         self.run_task(f"reading {run_dir.name}", lambda progress: reader.read(), done)
         try:
             checkpoint = latest_checkpoint(run_dir)
+            models = self.inspect_view.models
+            if models.a < 0:  # nothing in panel A to compare the run with: its baseline there
+                models.add(baseline(run_dir), as_a=True)
             # beside the models already open (the source-only one stays); this run's earlier one gives way
-            self.inspect_view.models.add(checkpoint, replace_run=True)
+            models.add(checkpoint, replace_run=True)
         except UserError:
             pass  # no checkpoint yet: curves only
         self.remember(run_dir)
