@@ -10,7 +10,8 @@ from pit_engine.evaluate import ConfusionMatrix
 
 BOTH_RIGHT, ONLY_A, ONLY_B, BOTH_WRONG = 0, 1, 2, 3
 OUTCOMES = ("both right", "only A right", "only B right", "both wrong")  # A, B: the two predictors
-OUTCOME_COLOURS = np.array([(60, 60, 60), (230, 120, 30), (40, 190, 90), (210, 30, 30)], np.uint8)
+# "both wrong" is violet: no Cityscapes class's colour is near it (a red sat beside person's and rider's)
+OUTCOME_COLOURS = np.array([(60, 60, 60), (230, 120, 30), (40, 190, 90), (160, 0, 255)], np.uint8)
 
 
 @dataclass(eq=False)  # arrays: compared by identity

@@ -95,6 +95,15 @@ def text_px(height: int) -> int:
     return max(10, min(28, height // 28))
 
 
+def classes_drawn(maps, visible=None) -> list[int]:
+    """The classes any of these class maps (None: a panel without one) draws, in class order:
+    the classes present and not switched off in `visible`."""
+    counts = sum((np.bincount(np.asarray(m, np.uint8).ravel(), minlength=256) for m in maps if m is not None),
+                 np.zeros(256, np.int64))
+    shown = np.ones(NUM_CLASSES, bool) if visible is None else np.asarray(visible, bool)[:NUM_CLASSES]
+    return [c for c in range(NUM_CLASSES) if counts[c] and shown[c]]
+
+
 def class_items(classes_present) -> list[tuple[str, tuple[int, int, int]]]:
     return [(CITYSCAPES_CLASSES[c], tuple(int(v) for v in CITYSCAPES_COLOURS[c])) for c in classes_present]
 
@@ -124,9 +133,9 @@ def legend(items: list[tuple[str, tuple[int, int, int]]], width: int, height: in
     return np.asarray(strip)
 
 
-def with_legend(image: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """An overlay with a legend strip below it naming the classes present."""
-    present = [c for c in np.unique(classes) if c < NUM_CLASSES]
+def with_legend(image: np.ndarray, classes: np.ndarray, visible=None) -> np.ndarray:
+    """An overlay with a legend strip below it naming the classes drawn."""
+    present = classes_drawn([classes], visible)
     return np.concatenate([image, legend(class_items(present), image.shape[1], text_px(image.shape[0] * 2))], 0)
 
 
@@ -171,7 +180,7 @@ def overlay_image(image, classes, alpha=0.5, show_boundaries=True, visible=None,
     k = enlargement(image.shape[1])
     image, classes = enlarge(image, k), enlarge(classes, k)
     picture = blend(image, classes, alpha, show_boundaries, visible)
-    return with_legend(titled(picture, title) if title else picture, classes)
+    return with_legend(titled(picture, title) if title else picture, classes, visible)
 
 
 def outcome_panel(image, cmp) -> tuple[str, np.ndarray]:
@@ -202,8 +211,7 @@ def comparison_image(image, a, b, truth, cmp, alpha=0.5, name_a="source-only", n
         return blend(image, classes, alpha, show_boundaries, visible)
     panels = [("frame", image), (f"A: {name_a}{score(cmp.miou_a)}", draw(a)),
               (f"B: {name_b}{score(cmp.miou_b)}", draw(b))]
-    shown = np.unique(np.concatenate([np.unique(a), np.unique(b)]))
-    key = class_items([c for c in shown if c < len(CITYSCAPES_CLASSES)])
+    key = class_items(classes_drawn([a, b, truth], visible))
     if truth is not None:
         panels.append(("ground truth", draw(truth)))
         key = [(f"{name}", tuple(int(v) for v in colour)) for name, colour in zip(OUTCOMES, OUTCOME_COLOURS)] + key

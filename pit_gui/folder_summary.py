@@ -1,5 +1,6 @@
 """The folder summary: per model, over every frame of the Inspect view's folder scored so far, the
-per-class IoU, the pivot's precision and recall per class, and a confusion matrix.
+mean IoU and the per-class IoU, the pivot's precision and recall per class, and a confusion matrix
+(with its colour scale, its values on hover, and the classes the ground truth lacks marked).
 
 It holds its own state (each frame's counts, by path, so a frame scored again replaces its old
 counts) and is fed the Inspect view's frame results through a signal; it computes sums and
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSplitter, QTableWidget, QVBoxLayout,
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QCursor, QFont, QFontMetricsF
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSplitter, QTableWidget, QToolTip, QVBoxLayout,
                                QWidget)
 
 from pit_engine.classes import CITYSCAPES_CLASSES, NUM_CLASSES
@@ -64,6 +66,15 @@ class FolderTotals:
         m = self.matrix(k)
         return ConfusionMatrix.of(m).iou() if m is not None else None
 
+    def miou(self, k: int) -> tuple[float, int] | None:
+        """Model k's mean IoU over the folder and over how many classes: the engine's mean, which
+        leaves out a class neither in the truth nor predicted (as cityscapesScripts)."""
+        m = self.matrix(k)
+        if m is None:
+            return None
+        cm = ConfusionMatrix.of(m)
+        return cm.miou(range(NUM_CLASSES)), int(np.isfinite(cm.iou()).sum())
+
     def pivot_quality(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Per class, (precision, recall) of model k's pivot over the frames (NaN where undefined)."""
         counts = self.sums.get(("pivot", k))
@@ -72,6 +83,39 @@ class FolderTotals:
         hits, said, truth = counts.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return hits / said, hits / truth
+
+
+class ColumnNames(pg.AxisItem):
+    """A bottom axis naming each column in full, upright (read bottom to top): names neither
+    clipped nor run together ("motorbicyc") however narrow the columns are."""
+
+    PAD = 6  # between the axis line and a name, and below the longest
+
+    def __init__(self, names):
+        super().__init__("bottom")
+        self.names = list(names)
+        self.setStyle(showValues=False)
+        self.setTicks([[(i + 0.5, "") for i in range(len(self.names))]])
+        longest = max(QFontMetricsF(QFont()).horizontalAdvance(n) for n in self.names)
+        self.setHeight(int(longest) + 2 * self.PAD + 4)
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):
+        super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
+        view = self.linkedView()
+        if view is None:
+            return
+        p.setPen(self.textPen())
+        line = QFontMetricsF(p.font()).height()
+        for i, name in enumerate(self.names):
+            x = self.mapFromScene(view.mapViewToScene(QPointF(i + 0.5, 0))).x()
+            if not 0 <= x <= self.width():
+                continue
+            p.save()
+            p.translate(x, self.PAD)
+            p.rotate(-90)  # the name's end at the axis, its start below
+            p.drawText(QRectF(-self.height() + self.PAD, -line / 2, self.height() - self.PAD, line),
+                       int(Qt.AlignRight | Qt.AlignVCenter), name)
+            p.restore()
 
 
 class FolderSummary(QWidget):
@@ -86,23 +130,32 @@ class FolderSummary(QWidget):
         self.table = QTableWidget(0, 1)
         self.timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
+        self.hovered = ""  # the last matrix cell told on hover
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.which = ComboBox(toolTip="Whose confusion matrix")
         self.which.currentIndexChanged.connect(self.refresh)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground((30, 30, 34))
-        self.plot = self.graphics.addPlot(title="confusion: rows truth, columns prediction (share of each row)")
+        self.plot = self.graphics.addPlot(title="confusion: rows truth, columns prediction (share of each row)",
+                                          axisItems={"bottom": ColumnNames(CITYSCAPES_CLASSES)})
         self.plot.invertY(True)
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
         ticks = [(i + 0.5, name) for i, name in enumerate(CITYSCAPES_CLASSES)]
         self.plot.getAxis("left").setTicks([ticks])
-        short = [name.split()[-1][:5] for name in CITYSCAPES_CLASSES]  # "light", "sign": not two "traf"
-        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name) for i, name in enumerate(short)]])
         self.image = pg.ImageItem()
-        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        colours = pg.colormap.get("viridis")
+        self.image.setLookupTable(colours.getLookupTable(nPts=256))
         self.plot.addItem(self.image)
+        self.scale = pg.ColorBarItem(values=(0, 1), colorMap=colours, label="% of the truth row's pixels",
+                                     interactive=False, colorMapMenu=False)
+        self.scale.setImageItem(self.image, insert_in=self.plot)
+        self.scale.axis.setTicks([[(v / 100, f"{v}") for v in (0, 25, 50, 75, 100)]])  # shares, read as %
+        self.empty_rows: list[pg.TextItem] = []  # "no pixels" on the truth rows the frames lack
+        self.shares: np.ndarray | None = None  # the matrix shown: each row's shares, NaN for a row without truth
+        self.counts: np.ndarray | None = None
+        self.graphics.scene().sigMouseMoved.connect(self._hover)
         right = QWidget()
         r = QVBoxLayout(right)
         r.setContentsMargins(0, 0, 0, 0)
@@ -159,24 +212,71 @@ class FolderSummary(QWidget):
         header = ["class", *(f"IoU\n{n}" for n in lines), "Δ (B − A)", *(f"pivot P / R\n{lines[k]}" for k in pivots)]
         self.table.setColumnCount(len(header))
         self.table.setHorizontalHeaderLabels(header)
+
+        def row(label, values, rest):
+            va, vb = (values[k] if 0 <= k < len(values) else None for k in (a, b))
+            delta = None if va is None or vb is None else vb - va
+            return [label, *map(_pct, values), "–" if delta is None else f"{100 * delta:+.1f}", *rest], delta
         cells = []
+        means = [self.totals.miou(k) for k in range(len(names))]
+        if any(m is not None for m in means):  # the headline: each model's mean IoU, and Δ
+            over = sorted({m[1] for m in means if m is not None})  # classes in the truth or the prediction
+            label = f"mIoU ({over[0]} classes)" if len(over) == 1 else f"mIoU ({over[0]}–{over[-1]} classes)"
+            cells.append(row(label, [None if m is None or m[0] != m[0] else m[0] for m in means],
+                             [""] * len(pivots)))
         for c, name in enumerate(CITYSCAPES_CLASSES[:NUM_CLASSES]):
             values = [None if i is None or np.isnan(i[c]) else float(i[c]) for i in ious]
             if all(v is None for v in values):
                 continue
-            va, vb = (values[k] if 0 <= k < len(values) else None for k in (a, b))
-            delta = None if va is None or vb is None else vb - va
-            cells.append(([name, *map(_pct, values), "–" if delta is None else f"{100 * delta:+.1f}",
-                           *(_quality(q, c) for q in pivots.values())], delta))
+            cells.append(row(name, values, [_quality(q, c) for q in pivots.values()]))
         fill_table(self.table, cells, delta_column=len(names) + 1)
-        matrix = self.totals.matrix(self.which.currentIndex())
+        if cells and cells[0][0][0].startswith("mIoU"):
+            for j in range(self.table.columnCount()):
+                font = self.table.item(0, j).font()
+                font.setBold(True)
+                self.table.item(0, j).setFont(font)
+            self.table.resizeColumnsToContents()  # measured again in bold
+        self._show_matrix(self.totals.matrix(self.which.currentIndex()))
+
+    def _show_matrix(self, matrix) -> None:
+        """Each truth row's shares; a row the ground truth has no pixel of says "no pixels" (not a
+        row of zero shares)."""
+        for item in self.empty_rows:
+            self.plot.removeItem(item)
+        self.empty_rows = []
+        self.counts = matrix
         if matrix is None:
+            self.shares = None
             self.image.clear()
             return
         rows_sum = matrix.sum(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(rows_sum > 0, matrix / np.maximum(rows_sum, 1), 0.0)
-        self.image.setImage(share.astype(np.float32), levels=(0, 1), autoLevels=False)
+            self.shares = np.where(rows_sum > 0, matrix / np.maximum(rows_sum, 1), np.nan)
+        self.image.setImage(self.shares.astype(np.float32), levels=(0, 1), autoLevels=False)
+        for r in np.flatnonzero(rows_sum[:, 0] == 0):
+            text = pg.TextItem("no pixels", color=(170, 170, 180), anchor=(0.5, 0.5))
+            text.setPos(matrix.shape[1] / 2, r + 0.5)
+            self.plot.addItem(text)
+            self.empty_rows.append(text)
+
+    def hover_text(self, r: int, c: int) -> str:
+        """The matrix cell (truth r, prediction c) in words."""
+        if self.shares is None or not (0 <= r < self.shares.shape[0] and 0 <= c < self.shares.shape[1]):
+            return ""
+        truth, predicted = CITYSCAPES_CLASSES[r], CITYSCAPES_CLASSES[c]
+        if np.isnan(self.shares[r, c]):
+            return f"{truth}: no pixels in the ground truth of the frames scored"
+        return (f"truth {truth} → predicted {predicted}: {100 * self.shares[r, c]:.1f} % of the truth's {truth} "
+                f"pixels ({int(self.counts[r, c]):,} of {int(self.counts[r].sum()):,})")
+
+    def _hover(self, pos) -> None:
+        if not self.plot.vb.sceneBoundingRect().contains(pos):
+            return
+        point = self.plot.vb.mapSceneToView(pos)
+        text = self.hover_text(int(np.floor(point.y())), int(np.floor(point.x())))
+        self.hovered = text
+        if text:
+            QToolTip.showText(QCursor.pos(), text)
 
     def row(self, name: str) -> list[str]:
         """The table's cells for a class (for tests and readers)."""

@@ -68,7 +68,7 @@ class InspectView(QWidget):
         self.inference = None  # the window's InferenceWorker
         self.frames: list[Path] = []
         self.items: dict[Path, QListWidgetItem] = {}
-        self.unreadable: set[Path] = set()  # frames the inference worker could not predict
+        self.unreadable: dict[Path, str] = {}  # frames the inference worker could not predict: why
         self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
         self.scores: dict[Path, tuple] = {}  # per frame scored: each model's mIoU on it
         self.facts: dict[Path, dict] = {}  # per frame scored: which classes truth, predictions and pivots hold
@@ -202,7 +202,7 @@ class InspectView(QWidget):
         fr.addRow("Show", self.region_mode)
         fr.addRow("Model", self.region_model)
 
-        self.table = QTableWidget(0, 2)  # class, one column per model, Δ (B − A)
+        self.table = QTableWidget(0, 2)  # class, Δ (B − A), one column per model
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setMinimumHeight(220)
@@ -218,14 +218,19 @@ class InspectView(QWidget):
         fc = QVBoxLayout(controls)
         for w in (models, display, legend, regions, QLabel("IoU on this frame (%)"), self.table):
             fc.addWidget(w)
-        ex = QHBoxLayout()
-        ex.addWidget(export_view)
-        ex.addWidget(export_folder)
-        fc.addLayout(ex)
         fc.addStretch(1)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(controls)
         scroll.setMinimumWidth(300)
+        # the export buttons under the scrolled controls, always in sight however long those grow
+        side = QWidget()
+        fs = QVBoxLayout(side)
+        fs.setContentsMargins(0, 0, 0, 0)
+        fs.addWidget(scroll, 1)
+        ex = QHBoxLayout()
+        ex.addWidget(export_view)
+        ex.addWidget(export_folder)
+        fs.addLayout(ex)
 
         framed = QWidget()
         fv = QVBoxLayout(framed)
@@ -237,11 +242,11 @@ class InspectView(QWidget):
         centre.addWidget(lower)
         centre.setStretchFactor(0, 3)  # the compared panels over the pivot's panels, neither collapsed
         centre.setStretchFactor(1, 2)
-        centre.setSizes([600, 300])  # the frames the larger share: the regions panel is beside them in two rows
+        centre.setSizes([540, 360])
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(browser)
         self.splitter.addWidget(centre)
-        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(side)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([270, 850, 330])
         layout = QVBoxLayout(self)
@@ -278,8 +283,8 @@ class InspectView(QWidget):
         self.scoring_reset.emit(tuple(self._names()), len(self.frames))
         self._refresh_items()
         if self.current is not None:
-            self.inference.request([self.current], urgent=True)
-        self.inference.request(self.frames)
+            self.inference.request(self._readable([self.current]), urgent=True)
+        self.inference.request(self._readable(self.frames))
 
     def _pair_changed(self, a: int, b: int) -> None:
         """Other models in panels A and B: nothing is predicted again, only drawn and sorted."""
@@ -344,13 +349,40 @@ class InspectView(QWidget):
             if self.sort.currentIndex():
                 self._sort()
 
-    def mark_unreadable(self, path: Path) -> None:
-        self.unreadable.add(path)
+    def mark_unreadable(self, path: Path, line: str) -> bool:
+        """A frame the worker could not read: marked in the list, shown as unreadable when selected,
+        never asked for again (new models would read the same bytes). False when it was known
+        already, or is no frame of this folder: nothing new to tell."""
+        path = Path(path)
+        if path in self.unreadable or path not in self.items:
+            return False
+        self.unreadable[path] = line
         item = self._item(path)
-        if item is not None:
-            item.setText(f"{path.name}\nunreadable")
-            item.setForeground(QColor(230, 80, 70))
+        item.setText(self._item_text(path))
+        item.setToolTip(f"{path.name}\n{line}")
+        item.setForeground(QColor(230, 80, 70))
         self._show_progress()
+        if path == self.current:
+            self.show_unreadable()
+        return True
+
+    def _readable(self, paths) -> list[Path]:
+        return [p for p in paths if p not in self.unreadable]
+
+    def show_unreadable(self) -> None:
+        """The selected frame cannot be read: empty panels that say so, not the last frame drawn."""
+        path = self.current
+        line = self.unreadable[path]
+        for panel, which in zip((self.panel_a, self.panel_b, self.panel_c), ("A: ", "B: ", "")):
+            panel.show_image(None, f"{which}{path.name} is unreadable")
+        self.panel_regions.show_image(None, "")
+        self._pivots_shown = False
+        self._show_pivot_row()
+        self.regions_box.setVisible(False)
+        self.readout.setText(" ")
+        fill_table(self.table, [(["unreadable frame", *[""] * (self.table.columnCount() - 1)], None)],
+                   delta_column=-1)
+        self.status.emit(line)
 
     def settled(self) -> int:
         """How many frames of the folder are predicted or found unreadable."""
@@ -368,6 +400,8 @@ class InspectView(QWidget):
 
     def _item_text(self, path: Path) -> str:
         name = path.name.replace("_leftImg8bit", "")
+        if path in self.unreadable:
+            return f"{name}\nunreadable"
         a, b = self._pair_scores(path)
         if a is not None and b is not None:
             return f"{name}\n{_pct(a)} → {_pct(b)} ({100 * (b - a):+.1f})"
@@ -436,7 +470,9 @@ class InspectView(QWidget):
         if item is not None and self.list.currentItem() is not item:
             self.list.setCurrentItem(item)  # comes back here through _item_changed
             return
-        if self.current in self.cache:
+        if self.current in self.unreadable:
+            self.show_unreadable()
+        elif self.current in self.cache:
             self.cache.move_to_end(self.current)
             self.render()
         else:
@@ -580,11 +616,12 @@ class InspectView(QWidget):
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")
 
     def _fill_table(self, r: FrameResult) -> None:
-        """Per class, each open model's IoU on this frame, and the gain of B over A."""
+        """Per class, the gain of B over A and each open model's IoU on this frame: the gain next to
+        the class, in sight however many models are open (the columns past it scroll)."""
         names = self._names()
         self.table.setColumnCount(len(names) + 2)
         # a long name ("g11 · PIT @ 120000") on lines of its own, not elided
-        self.table.setHorizontalHeaderLabels(["class", *(n.replace(" · ", "\n") for n in names), "Δ (B − A)"])
+        self.table.setHorizontalHeaderLabels(["class", "Δ (B − A)", *(n.replace(" · ", "\n") for n in names)])
         ia, ib = self.pair
         have = [i for i in r.ious if i is not None]
         rows = []
@@ -598,8 +635,8 @@ class InspectView(QWidget):
         for name, values in rows:
             a, b = (values[i] if 0 <= i < len(values) else None for i in (ia, ib))
             delta = None if a is None or b is None or a != a or b != b else b - a
-            cells.append(([name, *map(_pct, values), "–" if delta is None else f"{100 * delta:+.1f}"], delta))
-        fill_table(self.table, cells, delta_column=len(names) + 1)
+            cells.append(([name, "–" if delta is None else f"{100 * delta:+.1f}", *map(_pct, values)], delta))
+        fill_table(self.table, cells, delta_column=1)
 
     # export ------------------------------------------------------------------------------------
     def view_image(self) -> np.ndarray | None:

@@ -204,13 +204,21 @@ class MainWindow(QMainWindow):
             bar.clearMessage()
 
     def show_error(self, line: str, details: str = "") -> None:
-        """The one-line reason in a dialog; a bug's traceback goes to the details and stderr."""
-        self.error_box.setText(line)
-        self.error_box.setDetailedText(details)
+        """The one-line reason in a dialog; a bug's traceback goes to the details and stderr. An
+        error arriving while the dialog is up (the window-modal dialog blocks other actions, so it
+        comes from the same one: a second bad frame of a folder) joins it on a line of its own,
+        rather than replacing the first; one already on it is not repeated."""
+        box = self.error_box
+        shown = box.text().split("\n") if box.isVisible() else []
+        if line in shown:
+            return
+        box.setText("\n".join(shown + [line]))
+        if details or not shown:
+            box.setDetailedText(details)
         if details:
             print(details, file=sys.stderr)
         self.say(line)
-        self.error_box.show()
+        box.show()
 
     def show_info(self, title: str, text: str, details: str = "") -> None:
         self.info_box.setText(title)
@@ -223,9 +231,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str)
     def on_inference_failed(self, path: str, line: str) -> None:
-        if path:
-            self.inspect_view.mark_unreadable(Path(path))
-        self.show_error(line if not path or path in line else f"{line} [{Path(path).name}]")
+        line = line if not path or path in line else f"{line} [{Path(path).name}]"
+        if path and not self.inspect_view.mark_unreadable(Path(path), line):
+            return  # told once already (a frame asked for again), or a frame of a folder since closed
+        self.show_error(line)
 
     # settings and recent files -----------------------------------------------------------------------
     def restore_settings(self) -> None:

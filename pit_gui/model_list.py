@@ -76,6 +76,8 @@ class ModelList(QWidget):
         if as_a:
             self.a = i
         elif i != self.a:
+            if self.a < 0 and 0 <= self.b != i:  # A was empty: the model shown so far moves there
+                self.a = self.b
             self.b = i
         if self.b == self.a and len(self.checkpoints) > 1:  # two panels, two models
             self.b = next(j for j in range(len(self.checkpoints)) if j != self.a)

@@ -48,6 +48,19 @@ def link(panels: list[ImagePanel]) -> None:
 MODEL_COLOURS = ((90, 160, 255), (255, 150, 60))  # the first model's bars, the second's
 STATE_SYMBOL = {1: "●", 0: "○", -1: "?"}
 STATE_COLOUR = {1: "#3cbe64", 0: "#8c8c96", -1: "#f0aa28"}
+STRIP, LABEL_Y = 1.7, -1.1  # the strip above the first class (in rows) and where its labels sit
+POOLED_PEN = pg.mkPen((255, 255, 255), width=1.6)  # a hollow diamond: seen on either model's bar and beyond it
+CHART_HELP = (
+    "Per class, one row per model (A above B):\n"
+    "• bar: q, the pivot's score that the class is in the frame (the pivot head's sigmoid, or the "
+    "segmenter's reading where the model was trained with it);\n"
+    "• ◇ pooled: GWRP, the global weighted rank pooling of the model's own class probabilities "
+    "over the frame (its largest probabilities weigh most);\n"
+    "• the pivot's state, right of the bars: ● present above τ_hi, ○ absent below τ_lo, ? unsure between "
+    "(unsure classes are left out of the adaptation).\n"
+    "The state is read from q, or, where the model refreshes its pivot (refresh_pivot, on by default), "
+    "from max(q, pooled): a bar short of τ_hi can be present, and its diamond says why.\n"
+    "▲ the ground truth holds the class. Hover a class for its values.")
 
 
 class CategoryChart(pg.PlotItem):
@@ -58,7 +71,7 @@ class CategoryChart(pg.PlotItem):
     τ_lo / τ_hi lines, ▲ on the classes the ground truth holds, and the values on hover."""
 
     def __init__(self):
-        super().__init__(title="bar q · ◆ pooled · "
+        super().__init__(title="bar q · ◇ pooled · "
                                f"<span style='color:{STATE_COLOUR[1]}'>● present</span> "
                                f"<span style='color:{STATE_COLOUR[-1]}'>? unsure</span> "
                                f"<span style='color:{STATE_COLOUR[0]}'>○ absent</span>")
@@ -66,7 +79,7 @@ class CategoryChart(pg.PlotItem):
         self.setMenuEnabled(False)
         self.setMouseEnabled(False, False)
         self.setXRange(0, 1.2, padding=0)
-        self.setYRange(-1.2, n - 0.4, padding=0)
+        self.setYRange(-STRIP, n - 0.4, padding=0)  # a strip above the first class for the τ labels and "?"
         self.invertY(True)
         self.getAxis("left").setTicks([[(i, name) for i, name in enumerate(CITYSCAPES_CLASSES)]])
         self.getAxis("bottom").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
@@ -74,10 +87,17 @@ class CategoryChart(pg.PlotItem):
         self.bars: list[pg.GraphicsObject] = []
         self.tau_lo = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.DashLine))
         self.tau_hi = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255), style=Qt.DashLine))
-        # their labels sit in a strip of their own above the first class, where no bar reaches
+        # their labels (and values) sit in a strip of their own above the first class, where no bar reaches
         self.tau_labels = (pg.TextItem("τ_lo", color=(210, 210, 210), anchor=(0, 0.5)),
                            pg.TextItem("τ_hi", color=(255, 255, 255), anchor=(0, 0.5)))
-        for item in (self.tau_lo, self.tau_hi, *self.tau_labels):
+        # what q, the pooled score and the refresh rule are, on the chart itself
+        self.help = pg.TextItem(" ? ", color=(255, 255, 255), fill=pg.mkBrush(70, 90, 130), anchor=(1, 0.5))
+        font = self.help.textItem.font()
+        font.setBold(True)
+        self.help.setFont(font)
+        self.help.setToolTip(CHART_HELP)
+        self.help.setPos(1.19, LABEL_Y)
+        for item in (self.tau_lo, self.tau_hi, *self.tau_labels, self.help):
             self.addItem(item)
         swatches = [pg.mkBrush(*map(int, c)) for c in CITYSCAPES_COLOURS]
         self.swatches = pg.ScatterPlotItem(x=[-0.0] * n, y=list(range(n)), symbol="s", size=8, brush=swatches,
@@ -102,8 +122,7 @@ class CategoryChart(pg.PlotItem):
             colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
             y = np.arange(len(p.q)) - 0.4 + height * (k + 0.5)
             bar = pg.BarGraphItem(x0=0, y=y, height=height * 0.85, width=p.q, brush=pg.mkBrush(*colour), pen=None)
-            pooled = pg.ScatterPlotItem(x=p.pooled, y=y, symbol="d", size=9, brush=pg.mkBrush(*colour),
-                                        pen=pg.mkPen((20, 20, 20)))
+            pooled = pg.ScatterPlotItem(x=p.pooled, y=y, symbol="d", size=10, brush=None, pen=POOLED_PEN)
             self.bars += [bar, pooled]
             for c, state in enumerate(p.pivot):
                 mark = pg.TextItem(STATE_SYMBOL[int(state)], color=STATE_COLOUR[int(state)], anchor=(0.5, 0.5))
@@ -114,8 +133,9 @@ class CategoryChart(pg.PlotItem):
             self.values[label] = p.q
             self.tau_lo.setValue(p.tau_lo)
             self.tau_hi.setValue(p.tau_hi)
-            self.tau_labels[0].setPos(p.tau_lo, -0.85)
-            self.tau_labels[1].setPos(p.tau_hi, -0.85)
+            for text, name, value in zip(self.tau_labels, ("τ_lo", "τ_hi"), (p.tau_lo, p.tau_hi)):
+                text.setText(f"{name} {value:g}")
+                text.setPos(value, LABEL_Y)
         key = " · ".join(f"<span style='color:rgb{MODEL_COLOURS[k % 2]}'>■ {label}</span>"
                          for k, (label, _) in enumerate(self.shown)) or "no model with a pivot"
         self.getAxis("bottom").setLabel(f"{key} · ▲ ground truth")
@@ -137,7 +157,8 @@ class CategoryChart(pg.PlotItem):
                                           " (not in the ground truth)")]
         for label, p in self.shown:
             state = {1: "present", 0: "absent", -1: "unsure"}[int(p.pivot[c])]
-            lines.append(f"{label}: q {p.q[c]:.3f} · pooled {p.pooled[c]:.3f} · pivot {state}")
+            reading = f" (from the {p.pivot_reading})" if p.pivot_reading else ""
+            lines.append(f"{label}: q {p.q[c]:.3f}{reading} · pooled {p.pooled[c]:.3f} · pivot {state}")
         return "\n".join(lines)
 
     def _hover(self, pos) -> None:

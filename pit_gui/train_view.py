@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
@@ -24,6 +24,23 @@ def format_eta(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class FormScroll(QScrollArea):
+    """The scrolled form, never narrower than the form's own minimum: the buttons at the end of its
+    rows (Check, …) are never cut at the edge ("Chec"). A splitter dragged further collapses it."""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        if self.widget() is not None:
+            hint.setWidth(self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+                          + 2 * self.frameWidth())
+        return hint
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()  # the form's minimum changed (a wider page, larger text): ask again
+        return super().eventFilter(watched, event)
 
 
 class TrainView(QWidget):
@@ -58,7 +75,7 @@ class TrainView(QWidget):
         top.addStretch(1)
 
         self.form = ConfigForm()
-        scroll = QScrollArea(widgetResizable=True)
+        scroll = FormScroll(widgetResizable=True)
         scroll.setWidget(self.form)
 
         self.run_dir = QLineEdit(placeholderText="run directory (default: runs/<date-time>)")

@@ -867,10 +867,10 @@ def test_any_number_of_models_two_of_them_in_the_panels(window, qtbot, tmp_path)
     qtbot.waitUntil(lambda: len(view.models.names) == 3 and all(view.models.names), timeout=WAIT_MS)
     wait_scored(qtbot, window)
     assert view.pair == (0, 2) and all(len(s) == 3 for s in view.scores.values())
-    # one IoU column per model, then the gain of B over A
+    # the gain of B over A next to the class (in sight however many models), then one IoU column per model
     header = [view.table.horizontalHeaderItem(j).text() for j in range(view.table.columnCount())]
-    assert header == ["class", "source-only", "PIT", "source-only", "Δ (B − A)"]
-    assert view.table.item(0, 4).text() == "+0.0"  # the same weights in A and B
+    assert header == ["class", "Δ (B − A)", "source-only", "PIT", "source-only"]
+    assert view.table.item(0, 1).text() == "+0.0"  # the same weights in A and B
     qtbot.waitUntil(lambda: "Over 8 of 8" in folder.info.text(), timeout=WAIT_MS)
     assert folder.table.columnCount() == 1 + 3 + 1 + 1  # class, three IoUs, Δ, PIT's pivot
     assert folder.pair == (0, 2) and folder.which.currentIndex() == 2  # Δ and the matrix: panel B's model
@@ -1127,3 +1127,375 @@ def test_the_status_bar_and_run_directory_follow_what_is_shown(make_window, qtbo
     for run in runs:
         assert window.open_path(run)
         assert window.train_view.run_dir.text() == str(run)
+
+
+# issue 26, items 1-3: the panels' geometry -----------------------------------------------------------
+def frame_size(view) -> tuple[int, int]:
+    h, w = view.result().image.shape[:2]
+    return w, h
+
+
+def assert_fitted(panel, w: int, h: int) -> None:
+    """The view's range holds the whole frame and is tight along one axis (fitted, not zoomed out);
+    the frame, when drawn, fills the panel's view box along that axis."""
+    (x0, x1), (y0, y1) = panel.vb.viewRange()
+    assert x0 <= 0.5 and x1 >= w - 0.5 and y0 <= 0.5 and y1 >= h - 0.5, panel.vb.viewRange()
+    assert x1 - x0 <= w * 1.02 or y1 - y0 <= h * 1.02, panel.vb.viewRange()
+    if panel.array is not None:
+        box, image = panel.vb.sceneBoundingRect(), panel.image_item.sceneBoundingRect()
+        assert box.adjusted(-1, -1, 1, 1).contains(image)  # nothing drawn beyond the panel (clipped)
+        assert image.width() >= box.width() - 2 or image.height() >= box.height() - 2
+
+
+def assert_fills_the_view(view, i: int) -> None:
+    """Focus mode: panel i is the only one shown, over the whole view, fitted."""
+    compared, panel = view.compared, view.compared.panels[i]
+    assert [h.isVisible() for h in compared.hosts] == [j == i for j in range(3)]
+    host = compared.hosts[i]
+    assert host.width() >= compared.width() - 2 and host.height() >= compared.height() - 2
+    assert panel.vb.sceneBoundingRect().width() >= 0.95 * compared.width()
+    assert_fitted(panel, *frame_size(view))
+
+
+def test_focus_mode_fills_the_view_with_the_one_panel(window, qtbot):
+    # panel B stayed in its cell at the same size, the rest of the view blank; Space and Ctrl+0 too
+    from PySide6.QtWidgets import QApplication
+
+    view = window.inspect_view
+    wait_scored(qtbot, window)
+    window.tabs.setCurrentIndex(1)
+    QTest.mouseClick(view.compared.hosts[1].viewport(), Qt.LeftButton)  # click panel B
+    QTest.keyClick(QApplication.focusWidget() or window, Qt.Key_F)
+    qtbot.wait(100)
+    assert view.compared.focused == 1
+    assert_fills_the_view(view, 1)
+    QTest.keyClick(QApplication.focusWidget() or window, Qt.Key_Space)  # the ground truth
+    qtbot.wait(100)
+    assert_fills_the_view(view, 2)
+    QTest.keyClick(window, Qt.Key_0, Qt.ControlModifier)
+    qtbot.wait(50)
+    assert_fills_the_view(view, 2)
+    window.resize(1200, 800)
+    qtbot.wait(100)
+    assert_fills_the_view(view, 2)
+    QTest.keyClick(window, Qt.Key_F)  # the three back, each in its cell, fitted
+    qtbot.wait(100)
+    assert view.compared.focused is None and all(h.isVisible() for h in view.compared.hosts)
+    for panel in view.compared.panels:
+        assert_fitted(panel, *frame_size(view))
+    # Panels = one row (a narrow column each), then focus: the one panel takes the whole view too
+    view.layout_choice.setCurrentText("one row")
+    QTest.keyClick(window, Qt.Key_F)
+    qtbot.wait(100)
+    assert_fills_the_view(view, 1)
+
+
+def test_pit_gui_focus_b_fills_the_view(make_window, qtbot):
+    # `pit-gui --focus b`: what app.main does before the window's first frame is drawn
+    window = make_window()
+    window.tabs.setCurrentIndex(1)
+    window.inspect_view.compared.set_focus(1)
+    qtbot.waitUntil(window.ready_for_screenshot, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert_fills_the_view(window.inspect_view, 1)
+
+
+@pytest.fixture(scope="module")
+def demo_like_runs(tiny_demo, tmp_path_factory) -> Path:
+    """OUT/pit beside OUT/source_only, as `pit demo` writes them, with a checkpoint each."""
+    out = tmp_path_factory.mktemp("demo_out")
+    for name in ("source_only", "pit"):
+        Trainer(tiny_config(tiny_demo, name, train={"iterations": 2, "warmup": 1}), out / name,
+                log=lambda *_: None).run()
+    return out
+
+
+def test_a_runs_baseline_is_its_source_only_sibling_else_none(demo_like_runs, tmp_path):
+    import shutil
+
+    from pit_engine.runs import source_only_sibling
+
+    assert source_only_sibling(demo_like_runs / "pit") == demo_like_runs / "source_only"
+    assert source_only_sibling(demo_like_runs / "source_only") is None  # a baseline has none
+    alone = tmp_path / "alone" / "pit"
+    shutil.copytree(demo_like_runs / "pit", alone)
+    assert source_only_sibling(alone) is None
+    for name in ("source_only_seed11", "source_only_seed12"):  # several seeds: the run's own first
+        shutil.copytree(demo_like_runs / "source_only", tmp_path / "alone" / name)
+    (tmp_path / "alone" / "pit").rename(tmp_path / "alone" / "pit_seed12")
+    assert source_only_sibling(tmp_path / "alone" / "pit_seed12") == tmp_path / "alone" / "source_only_seed12"
+
+
+def test_opening_one_run_draws_it_fitted_beside_its_baseline(make_window, qtbot, demo_like_runs, tmp_path):
+    # `pit-gui RUN`: panel A was empty and B and the truth drawn shifted to the bottom right, clipped
+    import shutil
+
+    window = make_window(demo_models=False)
+    view = window.inspect_view
+    assert window.open_path(demo_like_runs / "pit")
+    window.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: view.result() is not None and None not in view.pair_preds(view.result()),
+                    timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert Path(view.models.checkpoint("a")).parent == demo_like_runs / "source_only" / "checkpoints"
+    assert Path(view.models.checkpoint("b")).parent == demo_like_runs / "pit" / "checkpoints"
+    for panel in view.compared.panels:
+        assert_fitted(panel, *frame_size(view))
+
+    # a run without a source-only sibling: the shipped demo source-only model in A
+    alone = tmp_path / "alone" / "pit"
+    shutil.copytree(demo_like_runs / "pit", alone)
+    window2 = make_window(demo_models=False)
+    assert window2.open_path(alone)
+    assert window2.inspect_view.models.checkpoint("a") == str(demo_inputs()[0])
+
+
+def test_one_model_and_none_in_a_is_drawn_fitted(make_window, qtbot, demo_like_runs):
+    window = make_window(demo_models=False)
+    view = window.inspect_view
+    window.open_checkpoint(next((demo_like_runs / "pit" / "checkpoints").glob("*.pt")), "b")
+    qtbot.waitUntil(lambda: view.result() is not None and view.pair_preds(view.result())[1] is not None,
+                    timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert view.models.checkpoint("a") == "" and view.panel_a.array is None
+    for panel in view.compared.panels:
+        assert_fitted(panel, *frame_size(view))
+    view.panel_b.vb.setRange(xRange=(10, 30), yRange=(5, 15), padding=0)  # zoomed in
+    QTest.keyClick(window, Qt.Key_0, Qt.ControlModifier)  # View ▸ Fit to panel
+    qtbot.wait(50)
+    for panel in view.compared.panels:
+        assert_fitted(panel, *frame_size(view))
+    # a second model (`pit-gui A.pt B.pt`): the first moves to the empty panel A, the second is B
+    first = view.models.checkpoint("b")
+    window.open_checkpoint(demo_inputs()[1], "b")
+    assert view.models.checkpoint("a") == first and view.models.checkpoint("b") == str(demo_inputs()[1])
+
+
+def test_small_frames_fill_the_space_the_panels_have(window, qtbot):
+    # 128x64 frames were drawn about 366x183 in 409x233 cells, the fourth cell empty
+    view = window.inspect_view
+    window.tabs.setCurrentIndex(1)
+    wait_scored(qtbot, window)
+    qtbot.wait(100)
+    compared = view.compared
+    assert compared.rows == 2
+    assert compared.grid.indexOf(view.regions_host) >= 0 and view.regions_host.isVisible()
+    assert compared.grid.getItemPosition(compared.grid.indexOf(view.regions_host))[:2] == (1, 1)
+    for panel, host in zip(compared.panels, compared.hosts):
+        image = panel.image_item.sceneBoundingRect()
+        assert max(image.width() / host.width(), image.height() / host.height()) >= 0.95
+    # one row: the regions panel goes back under the panels, beside the chart
+    view.layout_choice.setCurrentText("one row")
+    assert compared.grid.indexOf(view.regions_host) < 0 and view.pivot_row.isAncestorOf(view.regions_host)
+
+
+def test_each_error_shows_once_for_the_action_that_caused_it(window, qtbot, tmp_path):
+    # a folder with a truncated and a garbage PNG: the truncated one's dialog came back on later
+    # actions, a truncated checkpoint then showed only the PNG's message, and an unreadable frame
+    # kept showing the previous frame with its "mIoU 29.1" title
+    from PySide6.QtWidgets import QMessageBox
+
+    view, box = window.inspect_view, window.error_box
+    shown = []
+    show_error = window.show_error
+    window.show_error = lambda line, details="": (shown.append(line), show_error(line, details))
+    _, _, frames = demo_inputs()
+    good = sorted(frames.rglob("*.png"))[0]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a_good.png").write_bytes(good.read_bytes())
+    (folder / "b_truncated.png").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    (folder / "c_garbage.png").write_bytes(bytes(range(256)) * 4)
+    window.open_frames(folder)
+    qtbot.waitUntil(lambda: len(view.unreadable) == 2 and len(view.scores) == 1, timeout=WAIT_MS)
+    qtbot.wait(300)
+    lines = box.text().split("\n")
+    assert box.isVisible() and len(lines) == 2  # both, neither hiding the other
+    assert sum("b_truncated.png" in line for line in lines) == 1 and sum("c_garbage.png" in line for line in lines) == 1
+    assert len(shown) == 2
+    QTest.mouseClick(box.button(QMessageBox.Ok), Qt.LeftButton)
+    assert not box.isVisible()
+
+    # later actions: selecting each frame (the list's keys), another pair of models (a click)
+    view.list.setFocus()
+    view.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: view.result() is not None and view.panel_b.array is not None, timeout=WAIT_MS)
+    QTest.keyClick(view.list, Qt.Key_Down)
+    assert view.current.name == "b_truncated.png"
+    qtbot.wait(300)
+    for panel in view.compared.panels:  # shown as unreadable, not the previous frame
+        assert panel.array is None and "unreadable" in panel.titleLabel.text and "mIoU" not in panel.titleLabel.text
+    assert view.table.item(0, 0).text() == "unreadable frame"
+    QTest.keyClick(view.list, Qt.Key_Down)
+    assert view.current.name == "c_garbage.png" and "c_garbage.png is unreadable" in view.panel_b.titleLabel.text
+    QTest.mouseClick(view.models.groups["a"].button(1), Qt.LeftButton)  # PIT in panel A
+    QTest.keyClick(view.list, Qt.Key_Up)
+    qtbot.wait(500)
+    assert not box.isVisible() and len(shown) == 2
+
+    # a truncated checkpoint (Ctrl+K, then this file): its own error, alone
+    _, pit, _ = demo_inputs()
+    broken = tmp_path / "truncated.pt"
+    broken.write_bytes(pit.read_bytes()[:len(pit.read_bytes()) // 2])
+    window.open_checkpoint(broken, "b")
+    qtbot.waitUntil(box.isVisible, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.models.names == ["source-only", "PIT"] and len(view.scores) == 1, timeout=WAIT_MS)
+    qtbot.wait(500)
+    assert len(shown) == 3 and "truncated.pt" in shown[2]
+    assert box.text() == shown[2] and ".png" not in box.text()
+
+
+def test_the_folder_summary_has_the_headline_a_colour_scale_values_on_hover_and_marks_empty_rows(window, qtbot):
+    # no mean-IoU row, no colour scale, no values on hover, column names cut and run together
+    # ("motorbicyc"), and truth rows without pixels (truck, train) drawn as rows of zero shares
+    import pyqtgraph as pg
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QFontMetricsF
+    from PySide6.QtWidgets import QToolTip
+
+    from pit_engine.evaluate import ConfusionMatrix
+
+    view, folder = window.inspect_view, window.folder_summary
+    wait_scored(qtbot, window)
+    qtbot.waitUntil(lambda: "Over 8 of 8 frame(s)" in folder.info.text(), timeout=WAIT_MS)
+    window.tabs.setCurrentIndex(2)
+    qtbot.wait(100)
+    sums = [sum(view.cache[p].matrices[k] for p in view.frames) for k in (0, 1)]
+    means = [ConfusionMatrix.of(m).miou(range(19)) for m in sums]
+    over = int(np.isfinite(ConfusionMatrix.of(sums[0]).iou()).sum())
+    cells = [folder.table.item(0, j).text() for j in range(4)]
+    assert cells[0] == f"mIoU ({over} classes)" and folder.table.item(0, 0).font().bold()
+    assert cells[1:] == [f"{100 * means[0]:.1f}", f"{100 * means[1]:.1f}", f"{100 * (means[1] - means[0]):+.1f}"]
+
+    # a colour scale beside the matrix, reading the shares as percentages
+    assert isinstance(folder.scale, pg.ColorBarItem) and folder.scale.scene() is folder.graphics.scene()
+    assert tuple(folder.scale.levels()) == (0, 1)
+
+    # every column named in full, upright, one line per column: none cut, none run together
+    axis = folder.plot.getAxis("bottom")
+    assert axis.names == list(CITYSCAPES_CLASSES)
+    metrics = QFontMetricsF(folder.font())
+    assert axis.height() >= max(metrics.horizontalAdvance(n) for n in CITYSCAPES_CLASSES)
+    column = folder.plot.vb.mapViewToScene(QPointF(1, 0)).x() - folder.plot.vb.mapViewToScene(QPointF(0, 0)).x()
+    assert column >= metrics.height()
+
+    # the values of a cell on hover: a real mouse move over the matrix
+    matrix, road, car = sums[1], CITYSCAPES_CLASSES.index("road"), CITYSCAPES_CLASSES.index("car")
+
+    def hover(r, c):
+        scene = folder.plot.vb.mapViewToScene(QPointF(c + 0.5, r + 0.5))
+        QTest.mouseMove(folder.graphics.viewport(), folder.graphics.mapFromScene(scene))
+        qtbot.wait(50)
+        return folder.hovered
+    share = 100 * matrix[road, car] / matrix[road].sum()
+    assert hover(road, car) == (f"truth road → predicted car: {share:.1f} % of the truth's road pixels "
+                                f"({int(matrix[road, car]):,} of {int(matrix[road].sum()):,})")
+    qtbot.waitUntil(lambda: QToolTip.text() == folder.hovered, timeout=5000)
+
+    # a truth row the frames have no pixel of says so, and is no row of zero shares
+    empty = [c for c in range(19) if matrix[c].sum() == 0]
+    assert empty and [round(t.pos().y() - 0.5) for t in folder.empty_rows] == empty
+    assert all(t.toPlainText() == "no pixels" for t in folder.empty_rows)
+    assert np.isnan(folder.shares[empty[0]]).all()
+    name = CITYSCAPES_CLASSES[empty[0]]
+    assert hover(empty[0], road) == f"{name}: no pixels in the ground truth of the frames scored"
+    QToolTip.hideText()
+
+
+def test_the_category_chart_explains_itself_labels_tau_and_keeps_the_pooled_diamond_hollow(qtbot):
+    # nothing explained q, the pooled score or the refresh rule; the τ lines carried no values; a
+    # pooled diamond beyond the end of its bar was a tiny filled dot
+    import pyqtgraph as pg
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    from pit_engine.predict import Prediction
+    from pit_gui.panels import CategoryChart
+
+    car = CITYSCAPES_CLASSES.index("car")
+
+    def prediction(q_car, pooled_car):
+        q, pooled = np.full(19, 0.01, np.float32), np.zeros(19, np.float32)
+        q[car], pooled[car] = q_car, pooled_car
+        return Prediction(classes=np.zeros((4, 4), np.uint8), confidence=np.ones((4, 4), np.float32), q=q,
+                          pooled=pooled, pivot=np.zeros(19, np.int8), tau_lo=0.05, tau_hi=0.5)
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    chart = CategoryChart()
+    widget.addItem(chart)
+    widget.resize(700, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    # A: the diamond inside its bar; B: beyond the end of its bar
+    chart.show_vectors([("A", prediction(0.8, 0.4)), ("B", prediction(0.2, 0.9))], None)
+    qtbot.wait(100)
+    assert [label.toPlainText() for label in chart.tau_labels] == ["τ_lo 0.05", "τ_hi 0.5"]
+
+    # the help on the chart: a "?" whose tooltip says what q, pooled and the refresh rule are
+    viewport = widget.viewport()
+    pos = widget.mapFromScene(chart.help.mapToScene(chart.help.boundingRect().center()))
+
+    def tooltip():  # a tooltip still fading out from an earlier test may take a moment to give way
+        QApplication.sendEvent(viewport, QHelpEvent(QEvent.ToolTip, pos, viewport.mapToGlobal(pos)))
+        return QToolTip.text()
+    qtbot.waitUntil(lambda: "GWRP" in tooltip(), timeout=5000)
+    text = QToolTip.text()
+    assert "q" in text and "max(q, pooled)" in text and "τ_hi" in text and "τ_lo" in text
+    QToolTip.hideText()
+
+    # each pooled diamond is drawn hollow in white: seen inside its bar and beyond it
+    image = widget.grab().toImage()
+    diamonds = [item for item in chart.bars if isinstance(item, pg.ScatterPlotItem)]
+    for diamond, x in zip(diamonds, (0.4, 0.9)):
+        assert diamond.opts["symbol"] == "d" and diamond.opts["brush"].style() == Qt.NoBrush
+        centre = widget.mapFromScene(chart.vb.mapViewToScene(QPointF(x, float(diamond.data["y"][car]))))
+        white = [image.pixelColor(centre.x() + dx, centre.y() + dy).lightness() > 200
+                 for dx in range(-6, 7) for dy in range(-6, 7)]
+        assert sum(white) >= 8, x  # its outline, not a dot in the bar's or the background's colour
+
+
+def test_the_default_layout_shows_check_the_exports_and_the_gain(make_window, qtbot, tmp_path):
+    # at 1440x900: the Check buttons cut to "Chec", Export view / Export folder below the fold, and
+    # with three models the Δ column behind a horizontal scroll bar
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtWidgets import QPushButton
+
+    window = make_window()
+    qtbot.waitUntil(window.ready_for_screenshot, timeout=WAIT_MS)
+    assert window.size().toTuple() == (1440, 900)
+    window.tabs.setCurrentIndex(0)
+    form = window.train_view.form
+    checks = [b for b in form.findChildren(QPushButton) if b.text() == "Check"]
+
+    def checks_whole():
+        viewport = form.parentWidget()  # the scroll area's viewport
+        return all(viewport.rect().contains(QRect(b.mapTo(viewport, QPoint(0, 0)), b.size()))
+                   and b.width() >= b.sizeHint().width() for b in checks)
+    qtbot.wait(50)
+    assert len(checks) == 2 and checks_whole()
+    font = form.font()  # larger text (another font, a high-DPI setting): the form pane widens, nothing is cut
+    font.setPointSizeF(font.pointSizeF() * 1.4)
+    form.setFont(font)
+    qtbot.wait(100)
+    assert checks_whole()
+
+    window.tabs.setCurrentIndex(1)
+    view = window.inspect_view
+    qtbot.wait(50)
+    exports = [b for b in view.findChildren(QPushButton) if b.text().startswith("Export")]
+    assert len(exports) == 2
+    for button in exports:  # in sight, whole, without scrolling
+        assert button.visibleRegion().boundingRect() == button.rect()
+
+    third = tmp_path / "other" / "checkpoints" / "iter_0000001.pt"
+    third.parent.mkdir(parents=True)
+    third.write_bytes(demo_inputs()[0].read_bytes())
+    assert window.open_checkpoint(third, "b")
+    qtbot.waitUntil(lambda: len(view.models.names) == 3 and all(view.models.names) and view.result() is not None
+                    and len(view.result().preds) == 3 and view.table.columnCount() == 5, timeout=WAIT_MS)
+    qtbot.wait(50)
+    table = view.table
+    delta = [j for j in range(table.columnCount()) if table.horizontalHeaderItem(j).text() == "Δ (B − A)"][0]
+    assert table.horizontalScrollBar().value() == 0
+    assert table.columnViewportPosition(delta) + table.columnWidth(delta) <= table.viewport().width()

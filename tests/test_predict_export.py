@@ -193,3 +193,41 @@ def test_saved_pictures_enlarge_small_frames_and_name_their_model():
     assert composite.shape[1] >= 5 * 512  # five panels a reader can see without zooming
     big = rng.integers(0, 255, (512, 1024, 3), dtype=np.uint8)
     assert overlay_image(big, np.zeros((512, 1024), np.uint8)).shape[1] == 1024  # large frames as they are
+
+
+def test_the_composites_legend_names_every_class_of_any_panel(monkeypatch):
+    # issue 26: only the classes A or B predict were named, so a bus of the ground truth went unnamed
+    # beside "train", almost its teal; and "both wrong" was a red beside person's near-identical red
+    from pit_engine.compare import OUTCOME_COLOURS, OUTCOMES
+
+    keys = []
+    real_legend = overlay.legend
+    monkeypatch.setattr(overlay, "legend", lambda items, *args: (keys.append(items), real_legend(items, *args))[1])
+    names = {name: c for c, name in enumerate(CITYSCAPES_CLASSES)}
+    image = np.full((8, 16, 3), 100, np.uint8)
+    a = np.full((8, 16), names["road"], np.uint8)
+    b = a.copy()
+    b[:, 8:] = names["train"]
+    truth = a.copy()
+    truth[:4, 8:] = names["bus"]
+    truth[4:, 8:] = names["bicycle"]
+    truth[0, 0] = names["rider"]
+    truth[7, 0] = 255  # ignored: no class
+    overlay.comparison_image(image, a, b, truth, compare(a, b, truth))
+    named = [name for name, _ in keys[-1]]
+    assert named == [*OUTCOMES, "road", "rider", "bus", "train", "bicycle"]  # the truth's bus, rider, bicycle too
+    # a class switched off (drawn nowhere) is not named; without ground truth, the two predictions' classes
+    visible = np.ones(19, bool)
+    visible[names["bus"]] = False
+    overlay.comparison_image(image, a, b, truth, compare(a, b, truth), visible=visible)
+    assert "bus" not in [name for name, _ in keys[-1]] and "bicycle" in [name for name, _ in keys[-1]]
+    overlay.comparison_image(image, a, b, None, compare(a, b, None))
+    assert [name for name, _ in keys[-1]] == ["road", "train"]
+    overlay.overlay_image(image, truth)
+    assert [name for name, _ in keys[-1]] == ["road", "rider", "bus", "bicycle"]
+
+    # "both wrong" in a colour no class uses, far from person's and rider's reds
+    wrong = OUTCOME_COLOURS[BOTH_WRONG].astype(float)
+    distance = np.sqrt(((CITYSCAPES_COLOURS.astype(float) - wrong) ** 2).sum(1))
+    assert distance.min() >= 80
+    assert distance[names["person"]] >= 150 and distance[names["rider"]] >= 150
