@@ -13,6 +13,7 @@ import torch
 
 from pit_engine.data.io import atomic_write
 from pit_engine.errors import UserError
+from pit_engine.torch_files import read_weights, safe_load
 
 FORMAT = "pit-studio-checkpoint-1"
 
@@ -30,36 +31,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         path = latest_checkpoint(path)
     if not path.is_file():
         raise UserError("checkpoint not found", path, "give a .pt file or a run directory")
-    if not is_torch_file(path):
-        raise UserError("not a PyTorch checkpoint", path, "give a .pt file written by `pit train`, or its run "
-                                                          "directory")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, refused pickle globals, not a torch file at all
-        raise UserError(f"cannot load checkpoint: {_load_failure(exc)}", path,
-                        "the file is damaged or not a PIT Studio checkpoint; use another one") from None
+    state = safe_load(path, ("not a PyTorch checkpoint", "give a .pt file written by `pit train`, or its run "
+                                                         "directory"),
+                      ("cannot load checkpoint", "the file is damaged or not a PIT Studio checkpoint; use another one"),
+                      map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError("not a PIT Studio checkpoint", path, "give a checkpoint written by `pit train`")
     return state
-
-
-def is_torch_file(path: Path) -> bool:
-    """Whether a file starts as torch.save writes: a zip archive, or (the legacy format) a pickle."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
-
-
-def _load_failure(exc: Exception) -> str:
-    """torch's reason, shortened to what a user can act on."""
-    text = str(exc).strip()
-    if "Weights only load failed" in text:
-        detail = next((line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")), "")
-        return "refused by the weights-only loader, which never runs code from a file" + \
-            (f" ({detail[:80]})" if detail else "")
-    if "zip archive" in text:
-        return "not a complete torch file (truncated or damaged)"
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:
@@ -168,11 +146,11 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
 
     from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES
     from pit_engine.config import Config, apply_overrides, blame_override
-    from pit_engine.models import DeepLabV2, _classifier_target, _load_state, load_pretrained, weights_origin
+    from pit_engine.models import DeepLabV2, classifier_target, load_pretrained, weights_origin
     from pit_resources import resource
 
     weights, out = Path(weights), Path(out)
-    state = _load_state(weights)
+    state = read_weights(weights)
     heads = {layer: state[f"{layer}.conv2d_list.0.weight"] for layer in ("layer5", "layer6")
              if f"{layer}.conv2d_list.0.weight" in state}
     if weights_origin(state) != "deeplab" or not heads or any(k.startswith("Scale.") for k in state):
@@ -199,7 +177,7 @@ def import_published(weights, out, backbone: str = "resnet101", method: str = "s
     model = DeepLabV2(m.backbone, len(CITYSCAPES_CLASSES), tuple(m.aspp_rates), m.aux, layout=m.layout,
                       batchnorm=m.batchnorm, absent_classes=ABSENT_CLASSES.get(source, ()))
     report = load_pretrained(model, weights)
-    filled = {t for k in state if (t := _classifier_target(k, state)) is not None}
+    filled = {t for k in state if (t := classifier_target(k, state)) is not None}
     empty = [k for k in model.state_dict() if k.startswith(("head.", "aux_head.")) and k not in filled]
     if report.missing or report.unmatched or empty:
         raise UserError(f"the file does not fill the {m.backbone} model: {len(report.missing + empty)} tensor(s) missing, "

@@ -18,6 +18,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from pit_engine.efficientnet_lite import BN_EPS, EfficientNetLite0, installed_weights, is_lite0_state, map_lite0_state
 from pit_engine.errors import UserError
+from pit_engine.torch_files import read_weights
 
 BACKBONES = ("resnet101", "resnet50", "small", "efficientnet_lite0")
 
@@ -254,27 +255,6 @@ class WeightsReport:
     path: str = ""  # the file read, where model.weights named it otherwise ("imagenet")
 
 
-def _load_state(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError("weights file not found", path, "give a local .pth file; nothing is downloaded")
-    from pit_engine.checkpoint import _load_failure, is_torch_file
-
-    if not is_torch_file(path):
-        raise UserError("not a PyTorch weights file", path, "give a .pth file saved by torch (a torchvision ResNet, "
-                                                           "the DeepLab init file or a trained DeepLab model)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, zip errors, refused globals
-        raise UserError(f"cannot load weights: {_load_failure(exc)}", path,
-                        "give a torchvision ResNet state dict, the DeepLab init file or a trained DeepLab model") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError("weights file holds no state dict of tensors", path, "give a ResNet state dict")
-    return state
-
-
 def weights_origin(state: dict) -> str | None:
     """Which layout a weights file was trained in, where its keys show it: `Scale.` (the DeepLab
     init file) or `layer5`/`layer6` classifiers (AdaptSegNet, ADVENT) are the deeplab layout,
@@ -286,7 +266,7 @@ def weights_origin(state: dict) -> str | None:
     return None
 
 
-def _classifier_target(name: str, state: dict) -> str | None:
+def classifier_target(name: str, state: dict) -> str | None:
     """Where a DeepLab classifier key goes. In the init file (`Scale.`) layer5 is a COCO
     classifier: skipped. In a multi-level model (layer6 present) layer5 is the auxiliary head on
     layer3 and layer6 the main head on layer4; in a single-level one layer5 is the main head."""
@@ -320,7 +300,7 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
     if model.backbone_name == "efficientnet_lite0":
         return _load_lite0(model, installed_weights() if str(path) == "imagenet" else Path(path))
     path = Path(path)
-    state = _load_state(path)
+    state = read_weights(path)
     if is_lite0_state(state):
         raise UserError("the weights are an EfficientNet-Lite0 file", path,
                         'set model.backbone = "efficientnet_lite0" to use them')
@@ -340,7 +320,7 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
         if init_file and name.startswith("layer5."):  # the init file's COCO classifier
             unmatched.append(key)
             continue
-        name = _classifier_target(name, state) or "backbone." + name
+        name = classifier_target(name, state) or "backbone." + name
         if name.startswith(("head.", "aux_head.")) and name in target:
             value = _spread_classes(value, target[name], model.absent_classes)
         if name in target and target[name].shape == value.shape:
@@ -361,7 +341,7 @@ def load_pretrained(model: DeepLabV2, path: str | Path) -> WeightsReport:
 def _load_lite0(model: DeepLabV2, path: Path) -> WeightsReport:
     """EfficientNet-Lite0's ImageNet file (lukemelas or timm key names) into the backbone; its
     ImageNet classifier is left out. It expects inputs scaled to [-1, 1]."""
-    state = _load_state(path)
+    state = read_weights(path)
     if not is_lite0_state(state):
         raise UserError("not an EfficientNet-Lite0 weights file", path,
                         "give the efficientnet-lite0 .pth (or model.weights = \"imagenet\" for the installed one)")

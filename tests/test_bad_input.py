@@ -172,9 +172,9 @@ def test_a_file_that_is_not_a_checkpoint_is_called_so(tmp_path, capsys):
                               capsys)
     assert code == 2 and errors == [f"error: not a PyTorch checkpoint ({notes}) — give a .pt file written by "
                                     "`pit train`, or its run directory"]
-    from pit_engine.models import _load_state
+    from pit_engine.torch_files import read_weights
     with pytest.raises(UserError, match="not a PyTorch weights file"):  # model.weights, pit import
-        _load_state(notes)
+        read_weights(notes)
 
 
 def test_an_output_folder_that_cannot_be_made_is_named(tmp_path, capsys):
