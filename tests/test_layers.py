@@ -1,7 +1,11 @@
-"""The house rules of the code: no module reaches into another's private names."""
+"""The house rules of the code: no module reaches into another's private names, and the layers
+of pyproject.toml's import contracts hold."""
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +101,20 @@ def test_the_private_name_check_sees_each_form():
     # a module's own private names are its own business
     assert private_uses("from pit_engine.models import _x\nfrom . import _y\n", "pit_engine.models", False,
                         modules) == ["pit_engine.models: pit_engine._y"]
+
+
+def lint_imports() -> subprocess.CompletedProcess:
+    """import-linter's `lint-imports` on the contracts in pyproject.toml, from this venv."""
+    exe = Path(sys.executable).with_name("lint-imports")
+    assert exe.exists(), "import-linter is missing: pip install -e '.[test]'"
+    return subprocess.run([str(exe), "--no-cache"], cwd=ROOT,  # reads ./pyproject.toml
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contracts_are_kept():
+    """pit_gui above pit_engine, no Qt in the engine, and the engine's layers (pyproject.toml's
+    [tool.importlinter]): a broken contract prints the import chain that breaks it."""
+    result = lint_imports()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    kept = re.search(r"Contracts: (\d+) kept, 0 broken", result.stdout)
+    assert kept and int(kept[1]) >= 2, result.stdout[-2000:]
