@@ -25,12 +25,25 @@ import torch
 import torch.nn.functional as F
 
 from pit_engine.classes import CITYSCAPES_CLASSES, IGNORE
-from pit_engine.data.datasets import SegmentationDataset
+from pit_engine.data.datasets import SegmentationDataset, open_dataset
+from pit_engine.errors import UserError
 from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.pit_ops import ABSENT, PRESENT, category_vector
 
 PER_CLASS = ("iou", "pl_precision", "pl_recall", "pl_share", "q_precision", "q_recall", "refreshed_precision",
              "refreshed_recall", "q_present", "q_absent")
+
+
+def open_health_probe(config, normalization, device, num_classes: int, say) -> HealthProbe | None:
+    """The probe of a run: its fixed target train frames, read apart from the training stream
+    (their labels, if any, serve the diagnosis alone); None, and said, where they cannot be read."""
+    d = config.data
+    try:
+        frames = open_dataset(d.target_kind, d.target_root, d.target_split if d.target_kind == "cityscapes" else None)
+        return HealthProbe(frames, config.train.health_frames, d.target_size, normalization, device, num_classes)
+    except UserError as exc:
+        say(f"no health curves: {exc.line()}")
+        return None
 
 
 class HealthProbe:

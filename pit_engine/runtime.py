@@ -9,6 +9,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from pit_engine.config import is_device_name
+from pit_engine.distributed import local_rank
 from pit_engine.errors import UserError
 
 
@@ -29,6 +30,17 @@ def resolve_device(name: str, where: str = "train.device") -> torch.device:
                             "pick an existing GPU index")
         return torch.device("cuda", index)  # indexed: torch.cuda.set_device refuses a bare "cuda"
     return torch.device(name)
+
+
+def training_device(name: str, world: int) -> torch.device:
+    """The device this process trains on: train.device, and under torchrun one GPU per rank, as
+    torchrun numbers them; a GPU is made the current one."""
+    device = resolve_device(name)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:

@@ -22,14 +22,16 @@ from pit_engine.classes import ABSENT_CLASSES, CITYSCAPES_CLASSES, EVAL_SUBSETS
 from pit_engine.config import Config
 from pit_engine.data.draws import draw_loader, next_batch, open_training_data
 from pit_engine.data.transforms import get_normalization
-from pit_engine.distributed import everyone, local_rank, mean_over_ranks
+from pit_engine.distributed import everyone, mean_over_ranks
 from pit_engine.errors import UserError, out_of_memory
 from pit_engine.evaluate import evaluate
 from pit_engine.events import CheckpointSaved, Evaluated, Finished, Health, Started, Step
+from pit_engine.health import open_health_probe
 from pit_engine.methods import Nets, adversarial_loss, build_method
 from pit_engine.models import build_model
+from pit_engine.optimizers import build_optimizers, set_poly_lr
 from pit_engine.runs import RunWriter
-from pit_engine.runtime import Runtime, explain_failure, resolve_device
+from pit_engine.runtime import Runtime, explain_failure, training_device
 
 
 class Trainer:
@@ -111,11 +113,7 @@ class Trainer:
         cfg = self.config
         for note in cfg.notes:
             self._say(note)
-        self.device = resolve_device(cfg.train.device)
-        if self.world > 1 and self.device.type == "cuda":  # one GPU per rank, as torchrun numbers them
-            self.device = torch.device("cuda", local_rank())
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+        self.device = training_device(cfg.train.device, self.world)
         seed_everything(cfg.train.seed)
         self.model, weights_norm = build_model(cfg.model.backbone, len(CITYSCAPES_CLASSES), cfg.model.aspp_rates,
                                                cfg.model.aux, cfg.model.weights, log=self._say,
@@ -135,11 +133,7 @@ class Trainer:
         if cfg.train.compile:  # static shapes: source and target sizes get a graph each, not one dynamic graph
             self._say(f"torch.compile: the first steps compile the network (minutes; seconds from {compile_cache()})")
             self.nets.forward = torch.compile(self.nets.forward, dynamic=False)
-        self.optimizer = torch.optim.SGD(self.model.param_groups(cfg.train.lr, cfg.train.head_lr_mult),
-                                         lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                         weight_decay=cfg.train.weight_decay)
-        self.d_optimizer = torch.optim.Adam([p for d in self.modules.values() for p in d.parameters()],
-                                            lr=self.method.disc_lr, betas=(0.9, 0.99)) if self.modules else None
+        self.optimizer, self.d_optimizer = build_optimizers(self.model, self.modules, cfg.train, self.method.disc_lr)
 
     def _setup_data(self) -> None:
         cfg, d, seed = self.config, self.config.data, self.config.train.seed
@@ -148,7 +142,8 @@ class Trainer:
             self.val = None  # the evaluation ends in an all-reduce: every rank takes part, or none
             self._say("no evaluation: the val data is not readable by every process of this run")
         self.subsets = EVAL_SUBSETS[d.source_kind]
-        self.health = self._health_probe()
+        self.health = open_health_probe(cfg, self.normalization, self.device, self.model.num_classes, self._say) \
+            if cfg.train.health_every and self.is_main and self.target is not None else None  # main process only
         if self.resume_from:
             self._restore()
         else:
@@ -163,23 +158,6 @@ class Trainer:
         # the target stream is drawn from only after the warm-up: its step count lags behind
         self.target_iter = draw_loader(self.target, seed + 1, max(0, self.iteration - t.warmup), t.batch_size,
                                        self.rank, self.world, d.workers, pin) if self.target is not None else None
-
-    def _health_probe(self):
-        """The fixed target train frames the health curves are measured on (main process only),
-        read apart from the training stream: their labels, if any, serve the diagnosis alone."""
-        from pit_engine.data.datasets import open_dataset
-        from pit_engine.health import HealthProbe
-
-        cfg, d = self.config, self.config.data
-        if not (cfg.train.health_every and self.is_main and self.target is not None):
-            return None
-        try:
-            frames = open_dataset(d.target_kind, d.target_root, d.target_split if d.target_kind == "cityscapes" else None)
-            return HealthProbe(frames, cfg.train.health_frames, d.target_size, self.normalization, self.device,
-                               self.model.num_classes)
-        except UserError as exc:
-            self._say(f"no health curves: {exc.line()}")
-            return None
 
     # checkpoints ----------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -213,16 +191,6 @@ class Trainer:
         self._say(f"resumed {self.run_dir} from {path.name}")
 
     # the loop -------------------------------------------------------------------------------
-    def _set_lr(self) -> float:
-        cfg = self.config.train
-        horizon = cfg.poly_iterations or cfg.iterations  # published runs stop before the rate reaches 0
-        scale = (1 - self.iteration / horizon) ** cfg.poly_power
-        for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * group.get("lr_mult", 1.0) * scale
-        for group in self.d_optimizer.param_groups if self.d_optimizer is not None else ():
-            group["lr"] = self.method.disc_lr * scale
-        return cfg.lr * scale
-
     def _loop(self) -> Finished:
         cfg = self.config.train
         self._emit(Started(cfg.iterations, str(self.run_dir), self.iteration, str(self.device)))
@@ -234,7 +202,7 @@ class Trainer:
             if self._stop.is_set():
                 self._save()
                 return Finished("stopped", f"stopped at iteration {self.iteration}", self.iteration)
-            lr = self._set_lr()
+            lr = set_poly_lr(self.optimizer, self.d_optimizer, cfg, self.method.disc_lr, self.iteration)
             adapting = self.target is not None and self.iteration >= cfg.warmup
             source, target = next_batch(self.source_iter), next_batch(self.target_iter) if adapting else None
             for batch in (source, target):
