@@ -31,6 +31,11 @@ UPDATE_INTERVAL_S = 0.05  # at most ~20 GUI updates a second
 THUMBNAIL_WIDTH = 96
 
 
+def inference_device() -> str:
+    """Where the window's models predict: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def start_thread(worker: QObject, name: str, on_finished=()) -> QThread:
     """Move `worker` to a new thread that runs its `run` slot and ends when it emits `done`;
     `on_finished` slots are connected to the thread's `finished` before it starts, since a quick
