@@ -2,9 +2,10 @@
 mean IoU and the per-class IoU, the pivot's precision and recall per class, and a confusion matrix
 (with its colour scale, its values on hover, and the classes the ground truth lacks marked).
 
-It holds its own state (each frame's counts, by path, so a frame scored again replaces its old
-counts) and is fed the Inspect view's frame results through a signal; it computes sums and
-ratios of counts the engine made, nothing else."""
+It holds its own sums (each frame's counts, by path, so a frame scored again replaces its old
+counts) and reads the Inspect view's state (an InspectState): its frame results, its models and
+the pair in panels A and B, through that object's signals; it computes sums and ratios of counts
+the engine made, nothing else."""
 from __future__ import annotations
 
 import numpy as np
@@ -119,7 +120,8 @@ class ColumnNames(pg.AxisItem):
 
 
 class FolderSummary(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, state=None, parent=None):
+        """state: the Inspect view's InspectState, whose scored frames, models and pair it follows."""
         super().__init__(parent)
         self.totals = FolderTotals()
         self.names: tuple = ()
@@ -173,8 +175,12 @@ class FolderSummary(QWidget):
         layout.addWidget(self.info)
         layout.addWidget(split, 1)
         self.refresh()
+        if state is not None:
+            state.frame_scored.connect(self.add)
+            state.scoring_reset.connect(self.reset)
+            state.pair_changed.connect(self.set_pair)
 
-    # fed by the Inspect view -------------------------------------------------------------------
+    # what the Inspect view's state says -------------------------------------------------------------------
     def reset(self, names=(), total_frames: int = 0) -> None:
         """New models or a new folder: nothing scored yet."""
         self.totals.clear()

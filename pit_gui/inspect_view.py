@@ -1,12 +1,12 @@
 """The Inspect view: a frame browser, source-only | adapted | ground truth in linked panels, the
 category vector, one class's CAM or expanded region, and the per-class IoU of the frame.
 
-Predictions come from the InferenceWorker; this view keeps them in a cache bounded in bytes,
-keeps every frame's scores (for sorting) and draws with the engine's overlay functions only."""
+Predictions come from the InferenceWorker. What the view shows (the frames, the open models, their
+results and scores, the pair in panels A and B) is held in an InspectState, and the view redraws
+from its signals; it draws with the engine's overlay functions only."""
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,12 @@ from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, NUM_CLASS
 from pit_engine.compare import OUTCOME_COLOURS
 from pit_gui.panels import CategoryChart, ImagePanel
 from pit_gui.compared_panels import LAYOUTS, ComparedPanels, host
+from pit_gui.inspect_state import InspectState
 from pit_gui.model_list import ModelList
 from pit_gui.tables import fill_table
 from pit_gui.wheel import ComboBox, Slider
 from pit_gui.workers import FrameResult
 
-CACHE_BYTES = 1 << 30  # predictions kept for instant frame switching
 FILTERS = ("all frames", "ground truth holds the class", "a model predicts the class",
            "a pivot is wrong about the class")
 SORTS = ("name", "B's mIoU, worst first", "B's mIoU, best first", "gain of B over A, worst first",
@@ -60,24 +60,21 @@ class InspectView(QWidget):
     open_folder_requested = Signal()
     open_checkpoint_requested = Signal(str)  # "a" or "b": the panel the new model fills
     frame_shown = Signal(str)  # the path, once its panels are drawn
-    frame_scored = Signal(object)  # a FrameResult of the current models and folder (the folder summary's feed)
-    scoring_reset = Signal(object, int)  # (model names, frames): new models or a new folder, nothing scored
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.inference = None  # the window's InferenceWorker
-        self.frames: list[Path] = []
-        self.items: dict[Path, QListWidgetItem] = {}
-        self.unreadable: dict[Path, str] = {}  # frames the inference worker could not predict: why
-        self.cache: OrderedDict[Path, FrameResult] = OrderedDict()
-        self.scores: dict[Path, tuple] = {}  # per frame scored: each model's mIoU on it
-        self.facts: dict[Path, dict] = {}  # per frame scored: which classes truth, predictions and pivots hold
-        self.current: Path | None = None
-        self.generation = 0
-        self.models = ModelList()  # every open model; two of them fill panels A and B
-        self.models.models_changed.connect(self._models_changed)
-        self.models.pair_changed.connect(self._pair_changed)
+        self.state = InspectState(self)  # the frames, the models, their results: the view draws it
+        self.items: dict[Path, QListWidgetItem] = {}  # the frame list's items, by path
+        self.models = ModelList(self.state)  # every open model; two of them fill panels A and B
         self.models.add_requested.connect(lambda: self.open_checkpoint_requested.emit("b"))
+        for signal, slot in ((self.state.models_changed, self._models_changed),
+                             (self.state.pair_changed, self._pair_changed),
+                             (self.state.frames_changed, self._frames_changed),
+                             (self.state.current_changed, self._current_changed),
+                             (self.state.frame_scored, self._frame_scored),
+                             (self.state.frame_unreadable, self._frame_unreadable)):
+            signal.connect(slot)
 
         # frame browser
         self.sort = ComboBox()
@@ -257,18 +254,21 @@ class InspectView(QWidget):
     def set_models(self, checkpoint_a, checkpoint_b) -> None:
         """Replace every open model by these two (A and B)."""
         a = 0 if checkpoint_a else -1
-        self.models.set_checkpoints([checkpoint_a, checkpoint_b], a, a + 1 if checkpoint_b else -1)
+        self.state.set_checkpoints([checkpoint_a, checkpoint_b], a, a + 1 if checkpoint_b else -1)
 
-    @property
-    def pair(self) -> tuple[int, int]:
-        return self.models.a, self.models.b
+    # the state's, read where the view's users read them
+    frames = property(lambda self: self.state.frames)
+    current = property(lambda self: self.state.current)
+    cache = property(lambda self: self.state.cache)
+    scores = property(lambda self: self.state.scores)
+    facts = property(lambda self: self.state.facts)
+    unreadable = property(lambda self: self.state.unreadable)
+    generation = property(lambda self: self.state.generation)
+    pair = property(lambda self: self.state.pair)
 
     def _models_changed(self, checkpoints) -> None:
-        self.generation = self.inference.set_models(checkpoints)
+        self.state.generation = self.inference.set_models(checkpoints)
         self.inference.set_pair(*self.pair)
-        self.cache.clear()
-        self.scores.clear()
-        self.facts.clear()
         self._show_progress()
         self.status.emit("loading models…")
 
@@ -276,15 +276,13 @@ class InspectView(QWidget):
     def on_models_loaded(self, generation: int, names: list) -> None:
         if generation != self.generation:
             return
-        if not all(names):  # a checkpoint that failed to load (the window says why) leaves the list
-            self.models.set_names(names)  # and loads the others anew, as a new generation
+        # a checkpoint that failed to load (the window says why) leaves the list, and the others load anew
+        if not self.state.set_names(names):
             return
-        self.models.set_names(names)
-        self.scoring_reset.emit(tuple(self._names()), len(self.frames))
         self._refresh_items()
         if self.current is not None:
-            self.inference.request(self._readable([self.current]), urgent=True)
-        self.inference.request(self._readable(self.frames))
+            self.inference.request(self.state.readable([self.current]), urgent=True)
+        self.inference.request(self.state.readable(self.frames))
 
     def _pair_changed(self, a: int, b: int) -> None:
         """Other models in panels A and B: nothing is predicted again, only drawn and sorted."""
@@ -296,15 +294,13 @@ class InspectView(QWidget):
 
     def set_frames(self, paths: list[Path]) -> None:
         self.inference.forget()
-        self.frames = [Path(p) for p in paths]
-        self.cache.clear()
-        self.scores.clear()
-        self.facts.clear()
-        self.unreadable.clear()
+        self.state.set_frames(paths)
+
+    def _frames_changed(self, frames: list[Path]) -> None:
         self.list.blockSignals(True)
         self.list.clear()
         self.items = {}
-        for path in self.frames:
+        for path in frames:
             item = QListWidgetItem(self._item_text(path))
             item.setData(PATH_ROLE, str(path))
             item.setToolTip(f"{path.name}\n{path.parent}")
@@ -313,28 +309,17 @@ class InspectView(QWidget):
             self.items[path] = item
         self.list.blockSignals(False)
         self._sort()
-        self.scoring_reset.emit(tuple(self._names()), len(self.frames))
-        self.inference.request(self.frames)
+        self.inference.request(frames)
         self._show_progress()
-        if self.frames:
+        if frames:
             self.list.setCurrentRow(0)
-        self.status.emit(f"{len(self.frames)} frame(s)")
+        self.status.emit(f"{len(frames)} frame(s)")
 
     @Slot(object)
     def on_ready(self, result: FrameResult) -> None:
-        if result.generation != self.generation or result.path not in self.items:
-            return  # made by replaced models, or a frame of a folder no longer open
-        self.cache[result.path] = result
-        self.cache.move_to_end(result.path)
-        total = sum(r.nbytes for r in self.cache.values())
-        for path in list(self.cache):  # least recently used first; the frame shown stays
-            if total <= CACHE_BYTES:
-                break
-            if path != self.current and path != result.path:
-                total -= self.cache.pop(path).nbytes
-        self.scores[result.path] = result.scores
-        self.facts[result.path] = result.facts
-        self.frame_scored.emit(result)
+        self.state.add_result(result)  # not for replaced models, nor a frame of a folder no longer open
+
+    def _frame_scored(self, result: FrameResult) -> None:
         item = self._item(result.path)
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(qimage(result.thumbnail))))
@@ -353,10 +338,9 @@ class InspectView(QWidget):
         """A frame the worker could not read: marked in the list, shown as unreadable when selected,
         never asked for again (new models would read the same bytes). False when it was known
         already, or is no frame of this folder: nothing new to tell."""
-        path = Path(path)
-        if path in self.unreadable or path not in self.items:
-            return False
-        self.unreadable[path] = line
+        return self.state.mark_unreadable(path, line)
+
+    def _frame_unreadable(self, path: Path, line: str) -> None:
         item = self._item(path)
         item.setText(self._item_text(path))
         item.setToolTip(f"{path.name}\n{line}")
@@ -364,10 +348,6 @@ class InspectView(QWidget):
         self._show_progress()
         if path == self.current:
             self.show_unreadable()
-        return True
-
-    def _readable(self, paths) -> list[Path]:
-        return [p for p in paths if p not in self.unreadable]
 
     def show_unreadable(self) -> None:
         """The selected frame cannot be read: empty panels that say so, not the last frame drawn."""
@@ -386,14 +366,14 @@ class InspectView(QWidget):
 
     def settled(self) -> int:
         """How many frames of the folder are predicted or found unreadable."""
-        return len(self.scores) + len(self.unreadable)
+        return self.state.settled()
 
     def _show_progress(self) -> None:
         """The background scoring's progress, shown while frames are left."""
         total = len(self.frames)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(self.settled(), total))
-        self.progress.setVisible(bool(self.models.checkpoints) and self.settled() < total)
+        self.progress.setVisible(bool(self.state.checkpoints) and self.settled() < total)
 
     def _item(self, path: Path) -> QListWidgetItem | None:
         return self.items.get(Path(path))
@@ -402,17 +382,12 @@ class InspectView(QWidget):
         name = path.name.replace("_leftImg8bit", "")
         if path in self.unreadable:
             return f"{name}\nunreadable"
-        a, b = self._pair_scores(path)
+        a, b = self.state.pair_scores(path)
         if a is not None and b is not None:
             return f"{name}\n{_pct(a)} → {_pct(b)} ({100 * (b - a):+.1f})"
         if b is not None or a is not None:
             return f"{name}\nmIoU {_pct(b if b is not None else a)}"
         return name
-
-    def _pair_scores(self, path: Path) -> tuple:
-        """The mIoU of panel A's and panel B's models on a frame (None: not scored, no truth)."""
-        scores = self.scores.get(path, ())
-        return tuple(scores[i] if 0 <= i < len(scores) else None for i in self.pair)
 
     def _refresh_items(self) -> None:
         for path, item in self.items.items():
@@ -422,7 +397,7 @@ class InspectView(QWidget):
         mode = self.sort.currentIndex()
 
         def key(path: Path):
-            a, b = self._pair_scores(path)
+            a, b = self.state.pair_scores(path)
             value = b if mode in (1, 2) else (b - a if a is not None and b is not None else None)
             if mode == 0:
                 return (0, 0.0, str(path))
@@ -465,19 +440,20 @@ class InspectView(QWidget):
             self.select(Path(item.data(PATH_ROLE)))
 
     def select(self, path: Path) -> None:
-        self.current = Path(path)
-        item = self._item(self.current)
+        item = self._item(Path(path))
         if item is not None and self.list.currentItem() is not item:
             self.list.setCurrentItem(item)  # comes back here through _item_changed
             return
-        if self.current in self.unreadable:
+        self.state.select(path)
+
+    def _current_changed(self, path: Path) -> None:
+        if path in self.unreadable:
             self.show_unreadable()
-        elif self.current in self.cache:
-            self.cache.move_to_end(self.current)
+        elif path in self.cache:
             self.render()
         else:
-            self.status.emit(f"predicting {self.current.name}…")
-            self.inference.request([self.current], urgent=True)
+            self.status.emit(f"predicting {path.name}…")
+            self.inference.request([path], urgent=True)
 
     def step(self, delta: int) -> None:
         """Next (+1) or previous (-1) frame in the list's order, among those the filter shows."""
@@ -526,7 +502,7 @@ class InspectView(QWidget):
         if r is None or not (0 <= y < r.image.shape[0] and 0 <= x < r.image.shape[1]):
             return ""
         parts = [f"({x}, {y})"]
-        for name, pred in zip(self._pair_names(), self.pair_preds(r)):
+        for name, pred in zip(self.state.pair_names(), self.pair_preds(r)):
             if pred is not None:
                 parts.append(f"{name}: {CITYSCAPES_CLASSES[pred.classes[y, x]]} {pred.confidence[y, x]:.2f}")
         if r.truth is not None:
@@ -538,14 +514,7 @@ class InspectView(QWidget):
         self.readout.setText(self.readout_at(x, y) or " ")
 
     def result(self) -> FrameResult | None:
-        return self.cache.get(self.current) if self.current is not None else None
-
-    def _names(self) -> list[str]:
-        """Every open model's name, in the list's order."""
-        return [self.models.name(i) for i in range(len(self.models.checkpoints))]
-
-    def _pair_names(self) -> list[str]:
-        return [self.models.name(i) or which for i, which in zip(self.pair, ("A", "B"))]
+        return self.state.result()
 
     def pair_preds(self, r: FrameResult) -> tuple:
         """The predictions panels A and B show (None where the panel has no model)."""
@@ -561,7 +530,7 @@ class InspectView(QWidget):
             return
         self.compared.set_frame_size(r.image.shape[1], r.image.shape[0])
         self.render_panels()
-        names, (a, b) = self._pair_names(), self.pair_preds(r)
+        names, (a, b) = self.state.pair_names(), self.pair_preds(r)
         pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (a, b))
         self._show_pivot_row()
         self.regions_box.setVisible(pivots)
@@ -579,8 +548,8 @@ class InspectView(QWidget):
 
         def draw(classes):
             return overlay.blend(r.image, classes, alpha, edges, visible)
-        names, preds, comparison = self._pair_names(), self.pair_preds(r), self.pair_comparison(r)
-        for panel, pred, name, score, which in zip((self.panel_a, self.panel_b), preds, names, self._pair_scores(r.path),
+        names, preds, comparison = self.state.pair_names(), self.pair_preds(r), self.pair_comparison(r)
+        for panel, pred, name, score, which in zip((self.panel_a, self.panel_b), preds, names, self.state.pair_scores(r.path),
                                                    "AB"):
             title = f"{which} · {name}" + (f" · mIoU {_pct(score)}" if score is not None else "")
             panel.show_image(draw(pred.classes) if pred is not None else None, title if pred else f"{which}: –")
@@ -618,7 +587,7 @@ class InspectView(QWidget):
     def _fill_table(self, r: FrameResult) -> None:
         """Per class, the gain of B over A and each open model's IoU on this frame: the gain next to
         the class, in sight however many models are open (the columns past it scroll)."""
-        names = self._names()
+        names = self.state.model_names()
         self.table.setColumnCount(len(names) + 2)
         # a long name ("g11 · PIT @ 120000") on lines of its own, not elided
         self.table.setHorizontalHeaderLabels(["class", "Δ (B − A)", *(n.replace(" · ", "\n") for n in names)])
@@ -649,10 +618,10 @@ class InspectView(QWidget):
         a, b = self.pair_preds(r)
         if a is not None and b is not None:
             return comparison_image(r.image, a.classes, b.classes, r.truth, self.pair_comparison(r), self.alpha,
-                                    *self._pair_names(), show_boundaries=self.boundaries.isChecked(),
+                                    *self.state.pair_names(), show_boundaries=self.boundaries.isChecked(),
                                     visible=self.visible())
         pred = b or a
         if pred is None:
             return None
-        name = self._pair_names()[0 if pred is a else 1]
+        name = self.state.pair_names()[0 if pred is a else 1]
         return overlay_image(r.image, pred.classes, self.alpha, self.boundaries.isChecked(), self.visible(), name)

@@ -37,11 +37,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.train_view, "Train")
         self.tabs.addTab(self.inspect_view, "Inspect")
-        self.folder_summary = FolderSummary()  # fed by the Inspect view: its folder, its models
+        self.folder_summary = FolderSummary(self.inspect_view.state)  # the Inspect view's folder, its models
         self.tabs.addTab(self.folder_summary, "Folder")
-        self.inspect_view.frame_scored.connect(self.folder_summary.add)
-        self.inspect_view.scoring_reset.connect(self.folder_summary.reset)
-        self.inspect_view.models.pair_changed.connect(self.folder_summary.set_pair)
         self.setCentralWidget(self.tabs)
 
         self.error_box = QMessageBox(QMessageBox.Warning, "PIT Studio", "", parent=self)

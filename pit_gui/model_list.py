@@ -2,8 +2,8 @@
 checkpoints, imported published models), each scoring every frame; two of them fill panels A
 and B.
 
-The list is its own state: it says what changed through signals (the set of models, or only which
-two are shown) and the Inspect view wires them to the inference worker and its panels."""
+The list draws the Inspect view's state (an InspectState: the checkpoints, their names, the pair)
+and redraws from its signals; its radio buttons and ✕ buttons change that state."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,20 +12,21 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QHeaderView, QPushButton, QRadioButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from pit_gui.inspect_state import InspectState
+
 COLUMNS = ("model", "A", "B", "")
 SHOWN_ROWS = 8
 
 
 class ModelList(QWidget):
-    models_changed = Signal(list)  # the checkpoints, in order: every model is predicted anew
-    pair_changed = Signal(int, int)  # which models panels A and B show (-1: none)
     add_requested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, state: InspectState, parent=None):
         super().__init__(parent)
-        self.checkpoints: list[str] = []
-        self.names: list[str] = []  # as the loaded checkpoints call themselves ("" until loaded)
-        self.a, self.b = -1, -1
+        self.state = state
+        # what the window and the tests ask of the list, answered by the state
+        self.add, self.remove, self.set_pair = state.add, state.remove, state.set_pair
+        self.set_checkpoints, self.name, self.checkpoint = state.set_checkpoints, state.name, state.checkpoint
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -37,7 +38,7 @@ class ModelList(QWidget):
         self.table.setWordWrap(True)
         self.groups = {"a": QButtonGroup(self), "b": QButtonGroup(self)}
         for which, group in self.groups.items():
-            group.idClicked.connect(lambda i, w=which: self.set_pair(*((i, self.b) if w == "a" else (self.a, i))))
+            group.idClicked.connect(lambda i, w=which: state.set_pair(*((i, state.b) if w == "a" else (state.a, i))))
         add = QPushButton("Add checkpoint…", toolTip="Open another model; every open model scores every frame")
         add.clicked.connect(self.add_requested)
         layout = QVBoxLayout(self)
@@ -47,96 +48,30 @@ class ModelList(QWidget):
         row.addWidget(add)
         row.addStretch(1)
         layout.addLayout(row)
+        state.models_changed.connect(self._rebuild)
+        state.names_changed.connect(self._rebuild)
+        state.pair_changed.connect(self._check_buttons)
 
-    # what the window asks -------------------------------------------------------------------------
-    def set_checkpoints(self, checkpoints, a: int = 0, b: int = 1) -> None:
-        """Replace every model (the demo's pair, say)."""
-        self.checkpoints = [str(c) for c in checkpoints if c]
-        self.names = [""] * len(self.checkpoints)
-        self.a, self.b = self._valid(a), self._valid(b)
-        self._changed()
+    @property
+    def checkpoints(self) -> list[str]:
+        return self.state.checkpoints
 
-    def add(self, checkpoint, as_a: bool = False, replace_run: bool = False) -> None:
-        """Open a checkpoint and show it in panel B (or A). replace_run: it takes the place of an
-        open checkpoint of the same run (a run followed as it trains), instead of adding a row."""
-        checkpoint = str(checkpoint)
-        if checkpoint in self.checkpoints:  # already open: shown in the panel asked for, the panels swap if need be
-            i = self.checkpoints.index(checkpoint)
-            a, b = self.a, self.b
-            self.set_pair(*((i, a if b == i else b) if as_a else (b if a == i else a, i)))
-            return
-        same_run = [i for i, c in enumerate(self.checkpoints) if Path(c).parent == Path(checkpoint).parent]
-        if replace_run and same_run:
-            i = same_run[-1]
-            self.checkpoints[i], self.names[i] = checkpoint, ""
-        else:
-            self.checkpoints.append(checkpoint)
-            self.names.append("")
-            i = len(self.checkpoints) - 1
-        if as_a:
-            self.a = i
-        elif i != self.a:
-            if self.a < 0 and 0 <= self.b != i:  # A was empty: the model shown so far moves there
-                self.a = self.b
-            self.b = i
-        if self.b == self.a and len(self.checkpoints) > 1:  # two panels, two models
-            self.b = next(j for j in range(len(self.checkpoints)) if j != self.a)
-        self._changed()
+    @property
+    def names(self) -> list[str]:
+        return self.state.names
 
-    def remove(self, i: int) -> None:
-        del self.checkpoints[i], self.names[i]
-        self.a, self.b = (self._valid(x - (x > i) if x != i else -1) for x in (self.a, self.b))
-        self._fill_pair()
-        self._changed()
+    @property
+    def a(self) -> int:
+        """The model panel A shows (-1: none)."""
+        return self.state.a
 
-    def set_pair(self, a: int, b: int) -> None:
-        self.a, self.b = self._valid(a), self._valid(b)
-        self._check_buttons()
-        self.pair_changed.emit(self.a, self.b)
+    @property
+    def b(self) -> int:
+        return self.state.b
 
-    def set_names(self, names: list[str]) -> None:
-        """The loaded models' names; a checkpoint that failed to load ("") leaves the list."""
-        failed = [i for i, name in enumerate(names) if not name]
-        pair = (self.a, self.b)
-        self.names = list(names)
-        for i in reversed(failed):
-            del self.checkpoints[i], self.names[i]
-            self.a, self.b = (x - (x > i) if x != i else -1 for x in (self.a, self.b))
-        self._fill_pair()
-        self._rebuild()
-        if failed:
-            self.models_changed.emit(list(self.checkpoints))
-        if (self.a, self.b) != pair or failed:
-            self.pair_changed.emit(self.a, self.b)
-
-    def name(self, i: int) -> str:
-        if 0 <= i < len(self.names):
-            return self.names[i] or Path(self.checkpoints[i]).stem
-        return ""
-
-    def checkpoint(self, which: str) -> str:
-        """The checkpoint panel A or B shows ("" when none)."""
-        i = self.a if which == "a" else self.b
-        return self.checkpoints[i] if 0 <= i < len(self.checkpoints) else ""
-
-    # inside -----------------------------------------------------------------------------------------
-    def _valid(self, i: int) -> int:
-        return i if 0 <= i < len(self.checkpoints) else -1
-
-    def _fill_pair(self) -> None:
-        """After a removal: the panels show what is left, A and B different where two are open."""
-        n = len(self.checkpoints)
-        if self.b < 0:
-            self.b = next((j for j in range(n) if j != self.a), -1)
-        if self.a < 0:
-            self.a = next((j for j in range(n) if j != self.b), -1)
-
-    def _changed(self) -> None:
-        self._rebuild()
-        self.models_changed.emit(list(self.checkpoints))
-        self.pair_changed.emit(self.a, self.b)
-
-    def _rebuild(self) -> None:
+    # drawing -----------------------------------------------------------------------------------------
+    def _rebuild(self, *_) -> None:
+        """Every open model a row: its name ("loading…" until loaded), its radio buttons, its ✕."""
         self.table.setRowCount(len(self.checkpoints))
         for group in self.groups.values():
             for button in group.buttons():
@@ -150,7 +85,7 @@ class ModelList(QWidget):
                 self.groups[which].addButton(radio, i)
                 self.table.setCellWidget(i, column, _centred(radio))
             close = QPushButton("✕", flat=True, maximumWidth=24, toolTip="Close this model")
-            close.clicked.connect(lambda _=False, j=i: self.remove(j))
+            close.clicked.connect(lambda _=False, j=i: self.state.remove(j))
             self.table.setCellWidget(i, 3, close)
         self.table.resizeRowsToContents()
         self._fit_height()
@@ -162,7 +97,7 @@ class ModelList(QWidget):
         height = self.table.horizontalHeader().height() + sum(self.table.rowHeight(i) for i in rows)
         self.table.setFixedHeight(max(height, 2 * self.table.horizontalHeader().height()) + 2 * self.table.frameWidth())
 
-    def _check_buttons(self) -> None:
+    def _check_buttons(self, *_) -> None:
         for which, i in (("a", self.a), ("b", self.b)):
             group = self.groups[which]
             group.setExclusive(False)  # an exclusive group cannot be left with nothing checked

@@ -914,13 +914,13 @@ def test_frames_are_scored_in_the_background_with_progress(window, qtbot):
 def test_the_prediction_cache_is_bounded_and_keeps_the_shown_frame(window, qtbot, monkeypatch):
     import dataclasses
 
-    import pit_gui.inspect_view as inspect_view
+    import pit_gui.inspect_state as inspect_state
     view = window.inspect_view
     wait_scored(qtbot, window)
     shown = view.frames[3]
     view.select(shown)
     r = view.result()
-    monkeypatch.setattr(inspect_view, "CACHE_BYTES", int(2.5 * r.nbytes))
+    monkeypatch.setattr(inspect_state, "CACHE_BYTES", int(2.5 * r.nbytes))
     for path in view.frames:  # every frame scored again (as for a folder of 500), the shown one first
         view.on_ready(dataclasses.replace(r, path=path))
     assert sum(x.nbytes for x in view.cache.values()) <= 2.5 * r.nbytes
