@@ -6,7 +6,7 @@ its own, so that its peak memory is its own. Measured, per count:
 
 - the time until the frame list holds every frame, and until the first frame is drawn;
 - frames scored per second in the background (every model predicts and scores every frame);
-- the bytes of predictions the view holds (at most inspect_view.CACHE_BYTES) and the process's
+- the bytes of predictions the view holds (at most inspect_state.CACHE_BYTES) and the process's
   peak resident memory;
 - the event loop's lateness (a 10 ms timer) while frames are scored.
 
