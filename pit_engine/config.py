@@ -79,6 +79,7 @@ class TrainConfig:
     eval_every: int = 5000  # 0: only at the end
     health_every: int = 0  # measure pseudo-labels, pivot and IoU on fixed target train frames (0: never)
     health_frames: int = 16
+    timeline: bool = True  # at each health step, record the health frames' pseudo-labels, pivot and predictions (RUN/timeline)
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3
     tensorboard: bool = False  # also write TensorBoard event files to RUN/tensorboard (pip install 'pit-studio[tensorboard]')

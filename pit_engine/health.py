@@ -29,6 +29,7 @@ from pit_engine.data.datasets import SegmentationDataset, open_dataset
 from pit_engine.errors import UserError
 from pit_engine.evaluate import ConfusionMatrix
 from pit_engine.pit_ops import ABSENT, PRESENT, category_vector
+from pit_engine.timeline import snapshot
 
 PER_CLASS = ("iou", "pl_precision", "pl_recall", "pl_share", "q_precision", "q_recall", "refreshed_precision",
              "refreshed_recall", "q_present", "q_absent")
@@ -55,14 +56,25 @@ class HealthProbe:
 
         self.device, self.c = torch.device(device), num_classes
         picks = np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round().astype(int)
-        images, labels = [], []
+        images, labels, self.images, self.names = [], [], [], []
         for i in sorted(set(picks.tolist())):
             image, label = dataset.load(i)
             x, y = resize(image, label, (int(size[0]), int(size[1])))
             images.append(normalization.apply(x))
             labels.append(None if y is None else torch.from_numpy(np.array(y)).long())
+            self.images.append(np.asarray(x, np.uint8))  # as the network saw it, for the run's timeline
+            self.names.append(dataset.samples[i].name)
         self.x = torch.stack(images).to(self.device)
         self.labels = torch.stack(labels).to(self.device) if all(y is not None for y in labels) else None
+        self.last: tuple | None = None  # the last measure's (student logits, the method's diagnosis)
+
+    def mechanism(self) -> dict[str, np.ndarray]:
+        """The last measure's mechanism, per frame, for the run's timeline (pit_engine/timeline.py)."""
+        logits, seen = self.last
+        student = F.interpolate(logits.float(), size=self.x.shape[-2:], mode="bilinear",
+                                align_corners=False).max(1).indices
+        truth = self.labels.cpu().numpy() if self.labels is not None else None
+        return snapshot(student.cpu().numpy(), seen, truth, self.c)
 
     @torch.no_grad()
     def measure(self, model, method) -> dict:
@@ -73,6 +85,7 @@ class HealthProbe:
             seen = method.diagnose(self.x, out)
         finally:
             model.train(was_training)
+        self.last = (out.logits, seen)  # read by `mechanism` alone: a run without a timeline pays nothing
         c, y = self.c, self.labels
         record: dict = {}
         if y is not None:

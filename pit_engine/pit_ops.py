@@ -9,6 +9,7 @@ E  pixel-level region expansion: seeded region growing pseudo-labels.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -157,6 +158,34 @@ def expand_regions(prob: torch.Tensor, state: torch.Tensor, seed_threshold: floa
         backend = "opencv" if prob.device.type == "cpu" else "torch"
     grown = grow_seeds_torch(cls, grow, seeds) if backend == "torch" else grow_seeds_opencv(cls, grow, seeds)
     return torch.where(grown, cls, IGNORE), seeds
+
+
+@dataclass
+class PivotTargets:
+    """What PIT trains a target frame towards under a pivot (B x C states): D expands the present
+    classes (their GWRP pool pushed high) and suppresses the absent ones (their peak pushed low);
+    E trains on the pseudo-labels grown from the seeds (None where E is off)."""
+    state: torch.Tensor  # B x C: 1 present, 0 absent, -1 unsure (D skips it)
+    pseudo: torch.Tensor | None = None  # B x H x W long, IGNORE where nothing grew
+    seeds: torch.Tensor | None = None  # B x H x W bool
+
+    @property
+    def expand(self) -> torch.Tensor:
+        return self.state == PRESENT
+
+    @property
+    def suppress(self) -> torch.Tensor:
+        return self.state == ABSENT
+
+
+def pivot_targets(prob: torch.Tensor | None, state: torch.Tensor, seed_threshold: float = 0.9,
+                  grow_threshold: float = 0.7, seed_ratio: float = 0.0, backend: str = "auto") -> PivotTargets:
+    """D's and E's targets from probabilities (B x C x H x W; None: D's alone) under a pivot: the
+    one computation a training step and a what-if on an edited pivot share."""
+    if prob is None:
+        return PivotTargets(state)
+    pseudo, seeds = expand_regions(prob, state, seed_threshold, grow_threshold, seed_ratio, backend)
+    return PivotTargets(state, pseudo, seeds)
 
 
 def grow_seeds_opencv(cls: torch.Tensor, grow: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:

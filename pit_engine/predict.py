@@ -52,6 +52,20 @@ class Prediction:
         return np.bincount(self.classes.ravel(), minlength=256)[:num_classes] / self.classes.size
 
 
+@dataclass(eq=False)
+class WhatIf:
+    """What PIT would train a frame towards under a pivot edited by hand: D expands the present
+    classes (their pooled score pushed up) and suppresses the absent ones (their peak pushed
+    down); E grows its pseudo-labels from seeds under the pivot."""
+    pivot: np.ndarray  # C int8, the states given
+    expand: np.ndarray  # C bool
+    suppress: np.ndarray  # C bool
+    pooled: np.ndarray  # C float32, the frame's GWRP-pooled probabilities (what D expands)
+    peak: np.ndarray  # C float32, each class's largest probability (what D suppresses)
+    regions: np.ndarray  # H x W uint8 at the frame's resolution: the pseudo-labels (255 elsewhere)
+    seeds: np.ndarray  # H x W bool
+
+
 class Predictor:
     def __init__(self, model, state: dict, device="cpu"):
         self.model, self.device = model, torch.device(device)
@@ -86,6 +100,31 @@ class Predictor:
     @property
     def class_names(self) -> list[str]:
         return self.classes or list(CITYSCAPES_CLASSES)
+
+    @torch.no_grad()
+    def what_if(self, image: np.ndarray, pivot: np.ndarray) -> WhatIf:
+        """D's and E's targets for a frame under `pivot` (C states: 1 present, 0 absent, -1 unsure),
+        from the network's outputs, by the function the training step calls (the method's
+        `targets`). The frame's outputs are kept, so editing the pivot again costs no forward pass."""
+        if not self.has_pivot:
+            raise ValueError("what-if needs a model with a pivot")
+        key = (id(image), image.shape)
+        if getattr(self, "_kept", (None,))[0] != key:
+            x = self.normalization.apply(resize(np.asarray(image), None, self.size)[0])[None].to(self.device)
+            out = self.model(x)
+            small = out.logits.float().softmax(1)
+            self._kept = (key, F.interpolate(out.logits.float(), size=x.shape[-2:], mode="bilinear",
+                                             align_corners=False).softmax(1), self.method.pool(small),
+                          small.flatten(2).amax(2))
+        _, prob, pooled, peak = self._kept
+        state = torch.as_tensor(np.asarray(pivot), dtype=torch.long, device=prob.device)[None]
+        targets = self.method.targets(prob, state)
+        h, w = image.shape[:2]
+        near = lambda t: F.interpolate(t[None, None].float(), size=(h, w), mode="nearest")[0, 0]  # noqa: E731
+        return WhatIf(pivot=np.asarray(pivot, np.int8), expand=targets.expand[0].cpu().numpy(),
+                      suppress=targets.suppress[0].cpu().numpy(), pooled=pooled[0].cpu().numpy(),
+                      peak=peak[0].cpu().numpy(), regions=near(targets.pseudo[0]).byte().cpu().numpy(),
+                      seeds=near(targets.seeds[0]).bool().cpu().numpy())
 
     @torch.no_grad()
     def predict(self, image: np.ndarray) -> Prediction:

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pit_engine.errors import UserError
+from pit_engine.timeline import TimelineWriter
 
 
 class RunWriter:
@@ -81,6 +82,7 @@ class RunWriter:
             atomic_write(metrics, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
         for stale in (self.path / "checkpoints").glob(".iter_*"):
             stale.unlink(missing_ok=True)
+        TimelineWriter(self.path).rewind(iteration)
 
 
 def _logged_by(line: str, iteration: int) -> bool:

@@ -13,6 +13,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -32,6 +33,7 @@ from pit_engine.models import build_model
 from pit_engine.optimizers import build_optimizers, set_poly_lr
 from pit_engine.runs import RunWriter
 from pit_engine.runtime import Runtime, explain_failure, training_device
+from pit_engine.timeline import TimelineWriter
 
 
 class Trainer:
@@ -42,6 +44,7 @@ class Trainer:
         self._running.set()
         self.iteration = 0
         self.source_iter = self.target_iter = None
+        self.timeline = None  # the run's timeline writer, with health steps (pit_engine/timeline.py)
         self.unknown_ids = {"frames": 0, "pixels": 0}  # label pixels of ids the data set does not define
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
@@ -87,6 +90,8 @@ class Trainer:
                                 self.iteration, None if error else traceback.format_exc())
         finally:  # shut the loader workers down now, not whenever the garbage collector gets to them
             self.source_iter = self.target_iter = None
+            if self.timeline is not None:
+                self.timeline.flush()  # the last step on disk before the run says it ended
             self.out.close()
         if self.unknown_ids["frames"]:
             self._warn(f"warning: {self.unknown_ids['frames']} frame draw(s) of this process held label ids the data "
@@ -148,6 +153,11 @@ class Trainer:
             self._restore()
         else:
             self.out.create(cfg)
+        if self.health is not None and cfg.train.timeline:
+            self.timeline = TimelineWriter(self.run_dir)
+            h = self.health
+            self.timeline.write_frames(np.stack(h.images), h.labels.cpu().numpy() if h.labels is not None else None,
+                                       h.names, list(CITYSCAPES_CLASSES[:self.model.num_classes]))
         if cfg.train.tensorboard:
             self.out.open_tensorboard()
         self.out.event(f"started at iteration {self.iteration} on {self.device}, method {cfg.method.name}"
@@ -235,6 +245,11 @@ class Trainer:
                 record = self.health.measure(self.model, self.method)
                 wall = round(time.time(), 3)
                 self.out.metrics({"kind": "health", "iteration": self.iteration, "time": wall, **record})
+                if self.timeline is not None:  # reads what the measure kept: no forward pass, no random draws
+                    self.timeline.write_step(self.iteration, self.health.mechanism())
+                    if self.timeline.error:
+                        self._warn(f"timeline: {self.timeline.error}")
+                        self.timeline.error = None
                 self._emit(Health(self.iteration, record, wall))
         return Finished("done", f"finished {cfg.iterations} iterations", self.iteration)
 

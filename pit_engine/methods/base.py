@@ -118,7 +118,9 @@ class Method:
     def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
         """What the run's health curves read of a target batch the network saw in evaluation:
         "pseudo" (the pseudo-labels the method would train on now, B x H x W, 255 elsewhere),
-        "pivot_q" and "pivot_refreshed" (B x C pivot states). A method gives what it has."""
+        "pivot_q" and "pivot_refreshed" (B x C pivot states); for the run's timeline, "teacher"
+        (the teacher's arg-max, B x H x W), "seeds" (B x H x W bool), "q" and "pooled" (B x C
+        scores) and "pivot" (the B x C states the pseudo-labels grew under). A method gives what it has."""
         return {}
 
 

@@ -106,7 +106,10 @@ class CBST(Method):
 
     @torch.no_grad()
     def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
-        return {"pseudo": self.pseudo_labels(x, count=False)} if self.teacher is not None else {}
+        if self.teacher is None:
+            return {}
+        teacher = upsample(self.teacher(x).logits, x).float().max(1).indices  # for the run's timeline
+        return {"pseudo": self.pseudo_labels(x, count=False), "teacher": teacher}
 
     def extra_state(self) -> dict:
         if self.teacher is None:

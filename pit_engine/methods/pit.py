@@ -204,11 +204,11 @@ class PIT(Method):
             prob = out.logits.float().softmax(1)
             pooled = self.pool(prob) if m.image_level else None  # with gradients, for L_img
             guide = self.guide(x, out, prob, pooled, step)  # the teacher's view: pivot and probabilities
-            state = self.target_pivot(guide, batch)
+            targets = self.targets(guide["prob"] if m.pixel_level else None, self.target_pivot(guide, batch))
             if m.image_level:
-                losses["img_tgt"] = m.lambda_img * P.image_level_loss(prob, state, None, pooled=pooled)
+                losses["img_tgt"] = m.lambda_img * P.image_level_loss(prob, targets.state, None, pooled=pooled)
             if m.pixel_level:
-                losses["pix"] = m.lambda_pix * self.pixel_loss(logits, guide["prob"], state)
+                losses["pix"] = m.lambda_pix * self.pixel_loss(logits, guide["prob"], targets.state, targets)
         if "d_img" in self.modules:
             losses["align"] = m.lambda_align * adversarial_loss(self.modules["d_img"](out.features), real=True)
         if "d_out" in self.modules:
@@ -261,10 +261,11 @@ class PIT(Method):
             for t, s in zip(self.teacher.buffers(), self.model.buffers()):
                 t.copy_(s)
 
-    def pixel_loss(self, logits, prob, state) -> torch.Tensor:
-        """CE on the region-grown pseudo-labels; with `confidence_weighted` each labelled pixel
-        counts by the teacher's confidence. An all-ignore batch gives 0, without a host sync."""
-        pseudo = self.expand(prob, state)[0]
+    def pixel_loss(self, logits, prob, state, targets: P.PivotTargets | None = None) -> torch.Tensor:
+        """CE on the region-grown pseudo-labels (of `targets`, else grown here); with
+        `confidence_weighted` each labelled pixel counts by the teacher's confidence. An all-ignore
+        batch gives 0, without a host sync."""
+        pseudo = (targets or self.targets(prob, state)).pseudo
         labelled = pseudo != IGNORE
         ce = F.cross_entropy(logits, pseudo, ignore_index=IGNORE, reduction="none")
         weight = prob.amax(1) if self.config.confidence_weighted else torch.ones_like(ce)
@@ -298,10 +299,17 @@ class PIT(Method):
         return {"q": P.pivot_state(q, m.tau_lo, m.tau_hi),
                 "refreshed": P.pivot_state(torch.maximum(q, pooled), m.tau_lo, m.tau_hi)}
 
+    def targets(self, prob: torch.Tensor | None, state: torch.Tensor) -> P.PivotTargets:
+        """D's and E's targets under a pivot state (B x C), from the teacher's probabilities at the
+        input's size (None: D's alone). The training step calls it, and so does a what-if on a
+        pivot edited by hand (Predictor.what_if): the two cannot drift apart."""
+        m = self.config
+        return P.pivot_targets(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio, self.regions_backend)
+
     def expand(self, prob: torch.Tensor, state: torch.Tensor):
         """E's (pseudo-labels, seeds) of probabilities under a pivot."""
-        m = self.config
-        return P.expand_regions(prob, state, m.seed_threshold, m.grow_threshold, m.seed_ratio, self.regions_backend)
+        t = self.targets(prob, state)
+        return t.pseudo, t.seeds
 
     def extra_state(self) -> dict:
         state = {}
@@ -334,6 +342,10 @@ class PIT(Method):
         verdicts = self.pivot_verdicts(out)
         source = self.teacher(x) if self.teacher is not None else out
         prob = upsample(source.logits, x).float().softmax(1)
-        state = self.pivot_verdicts(source)["refreshed" if self.config.refresh_pivot else "q"]
-        return {"pseudo": self.expand(prob, state)[0], "pivot_q": verdicts["q"],
-                "pivot_refreshed": verdicts["refreshed"]}
+        m = self.config
+        q, pooled, _ = self.infer_pivot(source)
+        state = P.pivot_state(torch.maximum(q, pooled) if m.refresh_pivot else q, m.tau_lo, m.tau_hi)
+        targets = self.targets(prob, state)
+        # the rest is what the run's timeline records of the mechanism (pit_engine/timeline.py)
+        return {"pseudo": targets.pseudo, "pivot_q": verdicts["q"], "pivot_refreshed": verdicts["refreshed"],
+                "seeds": targets.seeds, "teacher": prob.max(1).indices, "q": q, "pooled": pooled, "pivot": state}
