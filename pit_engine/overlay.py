@@ -83,6 +83,15 @@ def regions(image: np.ndarray, grown: np.ndarray, seeds: np.ndarray, c: int, alp
     return out
 
 
+def pseudo_labels(image: np.ndarray, grown: np.ndarray, seeds: np.ndarray | None, alpha: float = 0.5) -> np.ndarray:
+    """Every class's pseudo-labels in its colour with boundaries in white, their seeds in cyan;
+    unlabelled pixels show the frame."""
+    out = blend(image, grown, alpha, show_boundaries=True)
+    if seeds is not None:
+        out[seeds] = SEED_COLOUR
+    return out
+
+
 @lru_cache(maxsize=8)
 def _font(size: int):
     try:

@@ -186,6 +186,13 @@ class Timeline:
     def frames(self) -> int:
         return self.images.shape[0]
 
+    def truth_present(self, frame: int) -> np.ndarray | None:
+        """C bool: the classes the frame's truth holds (None without labels)."""
+        if self.truth is None:
+            return None
+        t = self.truth[frame]
+        return np.bincount(t[t != IGNORE].ravel(), minlength=len(self.classes))[:len(self.classes)] > 0
+
     def has(self, key: str) -> bool:
         """Whether the steps record `key` (a method without pseudo-labels records its prediction alone)."""
         return any(key in s["keys"] for s in self.steps)
@@ -225,9 +232,16 @@ class Timeline:
 
     def refresh(self) -> list[int]:
         """Read the step files written since the last call (a run that is training); the new
-        steps' iterations. A file that cannot be read is skipped with one line, and not read again."""
+        steps' iterations. A file that cannot be read is skipped with one line, and not read again;
+        steps whose files went since (the run thinned them out past MAX_STEPS) are forgotten."""
+        if self.run_dir is None:
+            return []
+        present = step_files(self.run_dir)
+        there = {path for _, path in present}
+        kept = [(i, s) for i, s in zip(self.iterations, self.steps) if s["path"] in there]
+        self.iterations, self.steps = [i for i, _ in kept], [s for _, s in kept]
         new = []
-        for iteration, path in step_files(self.run_dir) if self.run_dir is not None else []:
+        for iteration, path in present:
             if iteration in self.iterations or path.name in self.unreadable:
                 continue
             record = read_step(path, self.frames, self.log or (lambda _: None), self.skipped)

@@ -27,10 +27,7 @@ def panels(timeline: Timeline, step: int, frame: int, alpha: float = 0.6) -> lis
         return [("frame", image), ("step unreadable", blank), ("step unreadable", blank),
                 ("truth" if timeline.truth is not None else "no truth", blank)]
     if "pseudo" in maps:
-        pseudo = overlay.blend(image, maps["pseudo"][frame], alpha, show_boundaries=True)
-        seeds = timeline.seeds(step, frame)
-        if seeds is not None:
-            pseudo[seeds] = overlay.SEED_COLOUR
+        pseudo = overlay.pseudo_labels(image, maps["pseudo"][frame], timeline.seeds(step, frame), alpha)
         share = float((maps["pseudo"][frame] != 255).mean())
         pseudo_title = f"pseudo-labels ({100 * share:.0f} % of the frame)"
     else:

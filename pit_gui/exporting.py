@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from pit_engine.data.io import save_png
 from pit_engine.errors import UserError
 from pit_engine.export import export_overlays
+from pit_engine.timeline_render import save_animation, save_step_png
 from pit_gui.workers import inference_device
 
 
@@ -36,11 +37,13 @@ class Exports:
     def export_view(self, path) -> bool:
         """Render the view here (fast: the engine's overlays), encode and write the PNG off the
         GUI thread (a 2048x1024 composite takes longer than a frame's time to compress)."""
-        image = self.window.inspect_view.view_image()
+        return self._save_picture(path, self.window.inspect_view.view_image())
+
+    def _save_picture(self, path, image) -> bool:
+        """A picture drawn here, encoded and written off the GUI thread; False where there is none."""
         if image is None:
             return False
         path = Path(path)
-
         self.window.background.run(f"saving {path.name}", lambda progress: save_png(path, image),
                                    lambda _: self.window.say(f"saved {path}"))
         return True
@@ -69,6 +72,43 @@ class Exports:
                                                                             overwrite, progress),
                               lambda index: window.say(f"exported {len(index['frames'])} frame(s) to {out}"),
                               failed)
+
+    def ask_export_timeline(self, animated: bool) -> None:
+        view = self.window.timeline_view
+        if view.timeline is None or not view.timeline.steps:
+            self.window.show_error("error: no timeline is shown — open a run that recorded one first")
+            return
+        step, frame = view.current
+        name = view.timeline.names[frame] + ("_timeline.gif" if animated else
+                                             f"_iter{view.timeline.iterations[step]}.png")
+        kinds = "Animated GIF (*.gif);;Animated WebP (*.webp)" if animated else "PNG (*.png)"
+        path = self._save_name("Export the timeline" if animated else "Export the step", name, kinds)
+        if path:
+            self.export_timeline(path, animated)
+
+    def export_timeline(self, path, animated: bool) -> None:
+        """The frame's whole timeline as an animation, or the step shown as PNG, written off the GUI
+        thread (the engine draws and pillow encodes)."""
+        view, path = self.window.timeline_view, Path(path)
+        timeline, (step, frame) = view.timeline, view.current
+        write = (lambda progress: save_animation(path, timeline, frame)) if animated else \
+            (lambda progress: save_step_png(path, timeline, step, frame))
+        self.window.background.run(f"saving {path.name}", write, lambda _: self.window.say(f"saved {path}"))
+
+    def ask_export_what_if(self) -> None:
+        view = self.window.inspect_view
+        if not view.what_if.active():
+            self.window.show_error("error: no what-if to export — turn on 'Edit the pivot' and click a class "
+                                   "in the category chart first")
+            return
+        path = self._save_name("Export the what-if", view.current.stem.replace("_leftImg8bit", "") + "_what_if.png",
+                               "PNG (*.png)")
+        if path:
+            self.export_what_if(path)
+
+    def export_what_if(self, path) -> bool:
+        """The frame, its pseudo-labels as inferred and under the edited pivot, as PNG."""
+        return self._save_picture(path, self.window.inspect_view.what_if.picture())
 
     def ask_export_plots(self):
         path = self._save_name("Export the plots", "curves.png",

@@ -26,6 +26,7 @@ from pit_gui.inspect_state import InspectState
 from pit_gui.model_list import ModelList
 from pit_gui.tables import fill_table
 from pit_gui.wheel import ComboBox, Slider
+from pit_gui.what_if import WhatIf
 from pit_gui.workers import FrameResult
 
 FILTERS = ("all frames", "ground truth holds the class", "a model predicts the class",
@@ -33,7 +34,7 @@ FILTERS = ("all frames", "ground truth holds the class", "a model predicts the c
 SORTS = ("name", "B's mIoU, worst first", "B's mIoU, best first", "gain of B over A, worst first",
          "gain of B over A, best first")
 THIRD = ("ground truth", "who is right / difference")
-REGION_MODES = ("cyan seeds + grown region", "CAM heat map")
+REGION_MODES = ("cyan seeds + grown region", "CAM heat map", "every class's pseudo-labels + seeds")
 PATH_ROLE = Qt.UserRole
 
 
@@ -198,6 +199,10 @@ class InspectView(QWidget):
         fr.addRow("Class", self.region_class)
         fr.addRow("Show", self.region_mode)
         fr.addRow("Model", self.region_model)
+        self.what_if = WhatIf(self)  # the pivot as a switch: the model's pivot edited, its targets recomputed
+        self.what_if.changed.connect(self.render)
+        fr.addRow(self.what_if.widget)
+        fr.addRow(self.what_if.summary)
 
         self.table = QTableWidget(0, 2)  # class, Δ (B − A), one column per model
         self.table.verticalHeader().hide()
@@ -534,10 +539,23 @@ class InspectView(QWidget):
         pivots = self._pivots_shown = any(p is not None and p.has_pivot for p in (a, b))
         self._show_pivot_row()
         self.regions_box.setVisible(pivots)
-        self.chart.show_vectors([(names[0], a), (names[1], b)], r.truth_present)
+        edited = self.regions_model(r)[1] if self.what_if.active() else None  # its chart row shows the edit
+        self.chart.show_vectors([(names[0], self.what_if.shown(a) if a is edited else a),
+                                 (names[1], self.what_if.shown(b) if b is edited else b)], r.truth_present)
         self._fill_table(r)
         self.status.emit(f"{r.path.name}  {r.image.shape[1]}×{r.image.shape[0]}")
         self.frame_shown.emit(str(r.path))
+
+    def regions_model(self, r: FrameResult) -> tuple[int, object]:
+        """(model index, prediction) of the expanded-regions panel: the model picked there (panel B's
+        first), or the other of the pair where only that one has a pivot; (-1, None) without one."""
+        (ia, ib), (a, b) = self.pair, self.pair_preds(r)
+        with_pivot = [(i, p) for i, p in ((ib, b), (ia, a)) if p is not None and p.has_pivot]  # B first
+        want = b if (self.region_model.currentIndex() == 0 and b is not None) or a is None else a
+        for i, p in with_pivot:
+            if p is want:
+                return i, p
+        return with_pivot[0] if with_pivot else (-1, None)
 
     def render_panels(self) -> None:
         """Only the image panels: what the display controls change."""
@@ -569,17 +587,20 @@ class InspectView(QWidget):
         else:
             self.panel_c.show_image(r.image, "frame (no ground truth)" if r.truth is None else "frame")
 
-        a, b = preds
-        with_pivot = [p for p in (b, a) if p is not None and p.has_pivot]  # panel B's model first
-        pred = b if (self.region_model.currentIndex() == 0 and b is not None) or a is None else a
-        pred = pred if any(pred is p for p in with_pivot) else (with_pivot[0] if with_pivot else None)
+        pred = self.what_if.shown(self.regions_model(r)[1])  # under the edited pivot, where edited
         c = self.region_class.currentIndex()
         if pred is not None:
             verdict = {1: "present", 0: "absent", -1: "unsure"}[int(pred.pivot[c])]
+            if self.what_if.active():
+                verdict = "what-if: " + verdict
             if self.region_mode.currentIndex() == 0:
                 share = float((pred.regions == c).mean())
                 self.panel_regions.show_image(overlay.regions(r.image, pred.regions, pred.seeds, c, alpha),
                                               f"{CITYSCAPES_CLASSES[c]} · region {100 * share:.1f} % · {verdict}")
+            elif self.region_mode.currentIndex() == 2:
+                share = float((pred.regions != 255).mean())
+                self.panel_regions.show_image(overlay.pseudo_labels(r.image, pred.regions, pred.seeds, alpha),
+                                              f"pseudo-labels {100 * share:.1f} % · {CITYSCAPES_CLASSES[c]} {verdict}")
             else:
                 self.panel_regions.show_image(overlay.heat(r.image, pred.cam(c), alpha),
                                               f"{CITYSCAPES_CLASSES[c]} · CAM · q {pred.q[c]:.2f} · {verdict}")

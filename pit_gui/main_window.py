@@ -2,6 +2,7 @@
 for them, and connects them. Its own: the tabs, the status bar's messages and dialogs, the
 inference thread, drag and drop and closing. Everything it computes, the engine computes.
 
+The Timeline tab (timeline_view.py) shows a run's health frames step by step.
 The parts: menus.py (menus and shortcuts), remembered.py (settings and recent files), opening.py
 (runs, checkpoints, configs, frames, drops), training.py (the training run), handoff.py (Train →
 Inspect), form_tasks.py (the form's data tasks), exporting.py (exports), tasks.py (background tasks)."""
@@ -22,6 +23,7 @@ from pit_gui.menus import Menus
 from pit_gui.opening import Opener
 from pit_gui.remembered import Remembered
 from pit_gui.tasks import BackgroundTasks
+from pit_gui.timeline_view import TimelineView
 from pit_gui.train_view import TrainView
 from pit_gui.training import TrainingRun
 from pit_gui.workers import InferenceWorker, inference_device, start_thread
@@ -39,6 +41,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.inspect_view, "Inspect")
         self.folder_summary = FolderSummary(self.inspect_view.state)  # the Inspect view's folder, its models
         self.tabs.addTab(self.folder_summary, "Folder")
+        self.timeline_view = TimelineView()  # a run's mechanism on its health frames, step by step
+        self.tabs.addTab(self.timeline_view, "Timeline")
         self.setCentralWidget(self.tabs)
 
         self.error_box = QMessageBox(QMessageBox.Warning, "PIT Studio", "", parent=self)
@@ -79,6 +83,7 @@ class MainWindow(QMainWindow):
         iv.export_folder_requested.connect(self.exports.ask_export_folder)
         iv.open_folder_requested.connect(self.opener.ask_open_frames)
         iv.open_checkpoint_requested.connect(self.opener.ask_open_checkpoint)
+        iv.what_if.export_button.clicked.connect(self.exports.ask_export_what_if)
         tv.start_requested.connect(self.training_run.start)
         tv.pause_requested.connect(self.training_run.toggle_pause)
         tv.stop_requested.connect(self.training_run.stop)
@@ -88,6 +93,10 @@ class MainWindow(QMainWindow):
         tv.form.check_requested.connect(self.forms.check_data)
         tv.plots.compare_requested.connect(self.opener.ask_compare_run)
         tv.plots.export_requested.connect(self.exports.ask_export_plots)
+        tl = self.timeline_view
+        tl.status.connect(self.say)
+        tl.export_animation_button.clicked.connect(lambda: self.exports.ask_export_timeline(True))
+        tl.export_png_button.clicked.connect(lambda: self.exports.ask_export_timeline(False))
 
         self.menus = Menus(self)
         self.recent_menu = self.menus.recent_menu
@@ -188,6 +197,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop and join every thread this window started."""
         self.opener.follow_timer.stop()
+        self.timeline_view.follow_timer.stop()
+        self.timeline_view.play_timer.stop()
         self.background.shutdown()
         self.inference.shutdown()
         self.inference_thread.quit()

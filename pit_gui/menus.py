@@ -45,6 +45,7 @@ class Menus:
         add(view, "Train", lambda: tabs.setCurrentIndex(0), "Ctrl+1")
         add(view, "Inspect", lambda: tabs.setCurrentIndex(1), "Ctrl+2")
         add(view, "Folder summary", lambda: tabs.setCurrentIndex(2), "Ctrl+3")
+        add(view, "Timeline", lambda: tabs.setCurrentIndex(3), "Ctrl+4")
         add(view, "Next frame", lambda: iv.step(1), "PgDown")
         add(view, "Previous frame", lambda: iv.step(-1), "PgUp")
         add(view, "Toggle class boundaries", iv.boundaries.toggle, "Ctrl+B")

@@ -97,6 +97,7 @@ class Opener(QObject):
             self.follow_timer.start()
         window.background.run(f"reading {run_dir.name}", lambda progress: reader.read(), done)
         window.handoff.run_opened(run_dir)
+        window.timeline_view.open_run(run_dir)
         window.remembered.remember(run_dir)
         window.tabs.setCurrentIndex(0)
         return True

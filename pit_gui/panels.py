@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 
 from pit_engine.classes import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS
 
@@ -69,6 +69,8 @@ class CategoryChart(pg.PlotItem):
     state (present ●, absent ○, unsure ?, right of the bars) — the state comes from q, or from
     max(q, pooled) where the model refreshes its pivot, so a bar short of τ_hi can be present. The
     τ_lo / τ_hi lines, ▲ on the classes the ground truth holds, and the values on hover."""
+
+    class_clicked = Signal(int)  # a class's row was clicked
 
     def __init__(self):
         super().__init__(title="bar q · ◇ pooled · "
@@ -146,6 +148,7 @@ class CategoryChart(pg.PlotItem):
             self.truth.setData(x=[], y=[])
         if not self._hover_connected and self.scene() is not None:
             self.scene().sigMouseMoved.connect(self._hover)
+            self.scene().sigMouseClicked.connect(self._click)
             self._hover_connected = True
 
     def hover_text(self, c: int) -> str:
@@ -160,6 +163,14 @@ class CategoryChart(pg.PlotItem):
             reading = f" (from the {p.pivot_reading})" if p.pivot_reading else ""
             lines.append(f"{label}: q {p.q[c]:.3f}{reading} · pooled {p.pooled[c]:.3f} · pivot {state}")
         return "\n".join(lines)
+
+    def _click(self, event) -> None:
+        """A click on a class's row says which class (the what-if switches its pivot state)."""
+        if not self.vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        c = round(self.vb.mapSceneToView(event.scenePos()).y())
+        if 0 <= c < len(CITYSCAPES_CLASSES):
+            self.class_clicked.emit(c)
 
     def _hover(self, pos) -> None:
         from PySide6.QtGui import QCursor

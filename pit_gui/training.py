@@ -101,6 +101,7 @@ class TrainingRun(QObject):
         tv.show_progress(event.start_iteration, event.total_iterations)
         tv.say(f"training on {event.device}, {event.total_iterations} iterations, run {event.run_dir}")
         self.window.remembered.remember(Path(event.run_dir))
+        self.window.timeline_view.open_run(event.run_dir, live=True)  # grows as the health steps come
 
     @Slot(list)
     def on_steps(self, steps) -> None:
@@ -121,6 +122,7 @@ class TrainingRun(QObject):
     def on_health(self, event) -> None:
         self.window.train_view.health.add_records([{"kind": "health", "iteration": event.iteration,
                                                     "time": event.time, **event.record}])
+        self.window.timeline_view.refresh()  # the step's file, unless its writer is still at it (then soon)
 
     @Slot(object)
     def on_checkpoint(self, event) -> None:
@@ -132,6 +134,7 @@ class TrainingRun(QObject):
     def on_finished(self, event) -> None:
         window, tv = self.window, self.window.train_view
         tv.say(event.message or event.reason)  # "stopped at iteration 391", not "stopped: stopped …"
+        window.timeline_view.stop_following()  # the last step is on disk once the run has ended
         if event.iteration and self.total:  # a stop falls between logged steps: the bar shows where it ended
             tv.show_progress(event.iteration, self.total)
         if event.reason == "failed":

@@ -307,6 +307,15 @@ class InferenceWorker(QObject):
                     self._queue.setdefault(path, None)
             self._wake.notify()
 
+    def what_if(self, model: int, image, pivot):
+        """Model `model`'s D and E targets for a frame under an edited pivot (the engine's
+        Predictor.what_if), called from the GUI thread: the network runs in evaluation without
+        gradients, which two threads may share; the frame's outputs are kept for the next edit."""
+        predictors = self._predictors  # one read: the worker may swap the list
+        if not 0 <= model < len(predictors) or predictors[model] is None or not predictors[model].has_pivot:
+            return None
+        return predictors[model].what_if(image, pivot)
+
     def forget(self) -> None:
         """Drop every queued frame (a new folder replaces the old one)."""
         with self._wake:

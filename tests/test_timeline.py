@@ -98,6 +98,8 @@ def test_a_cut_or_missing_step_is_skipped_in_one_line(pit_run, tmp_path):
     T.step_path(run, 6).unlink()  # gone after it was listed: its maps are skipped in one line, the rest shows
     assert tl.maps(1) is None and len(lines) == 2 and "step_0000006.npz" in lines[1]
     assert tl.maps(0) is not None and T.read_timeline(run).iterations == [2]
+    tl.refresh()  # a step whose file went (the run thinned it out) is forgotten
+    assert tl.iterations == [2] and len(tl.steps) == 1
     assert T.read_timeline(tmp_path) is None  # a run without a timeline (older runs)
 
 
