@@ -89,7 +89,7 @@ def size(args) -> None:
         frames_bytes = (Path(tmp) / "timeline/frames.npz").stat().st_size
         for name, make in (("label-like maps", lambda: label_like_step(labels)),
                            ("the demo PIT model's maps", lambda: model_step(images, labels))):
-            path = writer.write_step(1, make())
+            path = writer.write_step(1, make(), wait=True)
             step_bytes = path.stat().st_size
             total = frames_bytes + steps * step_bytes
             print(f"{name}: a step {step_bytes / 2**20:.2f} MiB, the frames {frames_bytes / 2**20:.2f} MiB; "

@@ -77,6 +77,7 @@ class Predictor:
         self.method = checkpoint_method(state, self.name or "the checkpoint")
         self.source_kind = cfg["data"]["source_kind"]
         self.iteration = state.get("iteration", 0)
+        self._kept = None  # what_if's frame: (its key, probabilities, pooled scores, peaks)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu") -> "Predictor":
@@ -109,7 +110,7 @@ class Predictor:
         if not self.has_pivot:
             raise ValueError("what-if needs a model with a pivot")
         key = (id(image), image.shape)
-        if getattr(self, "_kept", (None,))[0] != key:
+        if self._kept is None or self._kept[0] != key:
             x = self.normalization.apply(resize(np.asarray(image), None, self.size)[0])[None].to(self.device)
             out = self.model(x)
             small = out.logits.float().softmax(1)

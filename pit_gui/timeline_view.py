@@ -110,6 +110,7 @@ class TimelineView(QWidget):
             QShortcut(QKeySequence(keys), self, slot, context=Qt.WidgetWithChildrenShortcut)
         self.play_timer = QTimer(self, interval=PLAY_MS, timeout=lambda: self.step(1, wrap=True))
         self.follow_timer = QTimer(self, interval=FOLLOW_MS, timeout=self.refresh)
+        self._curves_of = None  # (steps, frame, class) the curves were drawn for
         self._set_enabled(False)
 
     # the run ----------------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class TimelineView(QWidget):
         if t is None or not t.steps:
             return
         key_of = (len(t.steps), self.current[1], self.cls.currentIndex())
-        if redraw_only_cursor and getattr(self, "_curves_of", None) == key_of:
+        if redraw_only_cursor and self._curves_of == key_of:
             return  # scrubbing moves the cursor only
         self._curves_of = key_of
         c = max(self.cls.currentIndex(), 0)
