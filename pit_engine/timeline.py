@@ -144,6 +144,14 @@ class TimelineWriter:
             stale.unlink(missing_ok=True)
 
 
+def start_timeline(run_dir: str | Path, probe, classes) -> TimelineWriter:
+    """A run's timeline writer, with the health probe's fixed frames (and labels, if any) written once."""
+    writer = TimelineWriter(run_dir)
+    labels = probe.labels.cpu().numpy() if probe.labels is not None else None
+    writer.write_frames(np.stack(probe.images), labels, probe.names, list(classes))
+    return writer
+
+
 def _savez(path, arrays: dict) -> None:
     with open(path, "wb") as f:  # a file object: numpy would otherwise append .npz to the name
         np.savez_compressed(f, **arrays)

@@ -13,7 +13,6 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -33,7 +32,7 @@ from pit_engine.models import build_model
 from pit_engine.optimizers import build_optimizers, set_poly_lr
 from pit_engine.runs import RunWriter
 from pit_engine.runtime import Runtime, explain_failure, training_device
-from pit_engine.timeline import TimelineWriter
+from pit_engine.timeline import start_timeline
 
 
 class Trainer:
@@ -154,10 +153,7 @@ class Trainer:
         else:
             self.out.create(cfg)
         if self.health is not None and cfg.train.timeline:
-            self.timeline = TimelineWriter(self.run_dir)
-            h = self.health
-            self.timeline.write_frames(np.stack(h.images), h.labels.cpu().numpy() if h.labels is not None else None,
-                                       h.names, list(CITYSCAPES_CLASSES[:self.model.num_classes]))
+            self.timeline = start_timeline(self.run_dir, self.health, CITYSCAPES_CLASSES[:self.model.num_classes])
         if cfg.train.tensorboard:
             self.out.open_tensorboard()
         self.out.event(f"started at iteration {self.iteration} on {self.device}, method {cfg.method.name}"
