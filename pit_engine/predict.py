@@ -77,7 +77,7 @@ class Predictor:
         self.method = checkpoint_method(state, self.name or "the checkpoint")
         self.source_kind = cfg["data"]["source_kind"]
         self.iteration = state.get("iteration", 0)
-        self._kept = None  # what_if's frame: (its key, probabilities, pooled scores, peaks)
+        self._kept = None  # what_if's frame: (the image array, probabilities, pooled scores, peaks)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu") -> "Predictor":
@@ -109,8 +109,8 @@ class Predictor:
         `targets`). The frame's outputs are kept, so editing the pivot again costs no forward pass."""
         if not self.has_pivot:
             raise ValueError("what-if needs a model with a pivot")
-        key = (id(image), image.shape)
-        if self._kept is None or self._kept[0] != key:
+        key = image  # the array itself, held: an id alone could be reused by the next frame's array
+        if self._kept is None or self._kept[0] is not key:
             x = self.normalization.apply(resize(np.asarray(image), None, self.size)[0])[None].to(self.device)
             out = self.model(x)
             small = out.logits.float().softmax(1)

@@ -18,6 +18,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from pit_engine.errors import UserError
+from pit_engine.methods.pit import PITConfig
 from pit_engine.runs import run_config
 from pit_engine.timeline import read_timeline
 from pit_engine.timeline_render import panels
@@ -51,7 +52,7 @@ class TimelineView(QWidget):
         super().__init__(parent)
         self.timeline = None
         self.run_dir: Path | None = None
-        self.tau = (0.1, 0.5)
+        self.tau = (PITConfig.tau_lo, PITConfig.tau_hi)  # the engine's defaults, until a run says otherwise
         self.info = QLabel("Open a run (File ▸ Open run…) or train one: its health frames' pseudo-labels, pivot "
                            "and predictions at each health step show here.")
         self.info.setWordWrap(True)
@@ -121,7 +122,7 @@ class TimelineView(QWidget):
         try:
             method = run_config(run_dir).get("method", {})
             pit = method.get("pit", {}) if isinstance(method, dict) else {}
-            self.tau = (float(pit.get("tau_lo", 0.1)), float(pit.get("tau_hi", 0.5)))
+            self.tau = (float(pit.get("tau_lo", PITConfig.tau_lo)), float(pit.get("tau_hi", PITConfig.tau_hi)))
         except UserError:
             pass  # the curves say what is wrong with the run; the chart keeps the default thresholds
         if live:

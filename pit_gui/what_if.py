@@ -14,9 +14,10 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBox
 
 from pit_engine import overlay
 from pit_engine.classes import CITYSCAPES_CLASSES
+from pit_engine.pit_ops import ABSENT, PRESENT, UNSURE
 
-NEXT_STATE = {1: -1, -1: 0, 0: 1}  # present → unsure → absent → present
-STATE_WORD = {1: "present", 0: "absent", -1: "unsure"}
+NEXT_STATE = {PRESENT: UNSURE, UNSURE: ABSENT, ABSENT: PRESENT}  # the engine's pivot states, in a cycle
+STATE_WORD = {PRESENT: "present", ABSENT: "absent", UNSURE: "unsure"}
 ALL_CLASSES_MODE = 2  # the regions panel's "every class's pseudo-labels" (inspect_view.REGION_MODES)
 
 

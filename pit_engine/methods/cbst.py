@@ -85,10 +85,10 @@ class CBST(Method):
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def pseudo_labels(self, x: torch.Tensor, count: bool = True) -> torch.Tensor:
+    def pseudo_labels(self, x: torch.Tensor, count: bool = True, teacher: tuple | None = None) -> torch.Tensor:
         """The teacher's confident labels; `count`: its confidences go into the next round's
-        thresholds (not for a diagnosis)."""
-        conf, cls = upsample(self.teacher(x).logits, x).float().softmax(1).max(1)
+        thresholds (not for a diagnosis); `teacher`: its (confidence, class) maps, if at hand."""
+        conf, cls = teacher if teacher is not None else self.teacher_view(x)
         counts = confidence_histogram(conf, cls, self.model.num_classes)
         if count:
             self.histogram = counts if self.histogram is None else self.histogram + counts
@@ -108,8 +108,12 @@ class CBST(Method):
     def diagnose(self, x: torch.Tensor, out) -> dict[str, torch.Tensor]:
         if self.teacher is None:
             return {}
-        teacher = upsample(self.teacher(x).logits, x).float().max(1).indices  # for the run's timeline
-        return {"pseudo": self.pseudo_labels(x, count=False), "teacher": teacher}
+        conf, cls = self.teacher_view(x)  # one teacher pass: the pseudo-labels and, for the timeline, its arg-max
+        return {"pseudo": self.pseudo_labels(x, count=False, teacher=(conf, cls)), "teacher": cls}
+
+    def teacher_view(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's confidence and class per pixel, at the input's size."""
+        return upsample(self.teacher(x).logits, x).float().softmax(1).max(1)
 
     def extra_state(self) -> dict:
         if self.teacher is None:
