@@ -11,7 +11,9 @@ AUC (0.5 is chance; classes present in every frame or in none are left out) and 
 that of the class priors, and the precision and recall of "present" (above 0.5) on the target.
 The checkpoint's own pivot q (from its pivot head, or its segmenter reading), the segmenter's
 pooled probabilities (raw, calibrated per class on the source frames fitted, GWRP-pooled) and a
-logistic head on the segmenter's pooled output are scored the same way. Data folders and sizes come from the checkpoint's config.
+logistic head on the segmenter's pooled output are scored the same way, and so are the linear
+heads fitted again with the target's train frames added, labelled by pseudo-presence (the
+calibrated segmenter reading where it is confident). Data folders and sizes come from the checkpoint's config.
 Every frame's features are held at once, on the CPU: sized for the demo's small network (under a minute);
 a ResNet at Cityscapes sizes needs --frames lowered to fit in memory.
 """
@@ -80,11 +82,19 @@ def fit_linear(inputs: torch.Tensor, present: torch.Tensor, steps: int = 1500):
     return layer.requires_grad_(False)
 
 
-def fit_head(features: torch.Tensor, present: torch.Tensor, pooling: str, steps: int = 1500) -> torch.nn.Conv2d:
+def fit_head(features: torch.Tensor, present: torch.Tensor, pooling: str, steps: int = 1500,
+             pseudo: tuple | None = None) -> torch.nn.Conv2d:
+    """A 1x1 convolution to C logits, pooled, fitted by BCE to the category vectors; `pseudo`
+    (target features, pseudo-presence, weights): a second BCE term on unlabelled target frames,
+    counted where the weight is 1 (the pivot adapted to the target)."""
     conv = torch.nn.Conv2d(features.shape[1], present.shape[1], 1)
     opt = torch.optim.Adam(conv.parameters(), 1e-2, weight_decay=1e-4)
     for _ in range(steps):
         loss = F.binary_cross_entropy_with_logits(POOLINGS[pooling](conv(features)), present)
+        if pseudo is not None:
+            feats, said, weight = pseudo
+            per = F.binary_cross_entropy_with_logits(POOLINGS[pooling](conv(feats)), said, reduction="none")
+            loss = loss + (per * weight).sum() / weight.sum().clamp(min=1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -147,6 +157,22 @@ def main() -> None:
         head = fit_head(out_s.features[fit], v_s[fit], pooling)
         pooled = lambda out: POOLINGS[pooling](head(out.features))
         row(f"linear head fitted, {pooling} pooling", pooled(out_s)[held], pooled(out_t))
+    # The pivot adapted to the target by pseudo-presence: the target's train frames (their images
+    # alone), labelled by the calibrated segmenter reading where it is confident (above 0.9 or
+    # below 0.1), join the source frames in the head's fit.
+    if args.split != "train":
+        unlabelled = HealthProbe(open_dataset("cityscapes", data["target_root"], "train"), args.frames,
+                                 data["target_size"], norm, "cpu", c)
+        with torch.no_grad():
+            out_u = model(unlabelled.x)
+        p_u = torch.sigmoid(calibrate(logit(out_u.logits.float().softmax(1).amax((2, 3)))))
+        pseudo = (out_u.features, (p_u > 0.5).float(), ((p_u > 0.9) | (p_u < 0.1)).float())
+        for pooling in POOLINGS:
+            head = fit_head(out_s.features[fit], v_s[fit], pooling, pseudo=pseudo)
+            pooled = lambda out: POOLINGS[pooling](head(out.features))  # noqa: E731
+            row(f"linear head fitted, {pooling} pooling, + target pseudo-presence "
+                f"({100 * pseudo[2].mean():.0f} % of the train frames' verdicts confident)",
+                pooled(out_s)[held], pooled(out_t))
 
 
 if __name__ == "__main__":

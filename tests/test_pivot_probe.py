@@ -37,10 +37,13 @@ def test_the_probe_reads_a_pit_checkpoint_and_prints_its_table(tiny_demo, tmp_pa
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     names = [r.split(" | ")[0][2:] for r in rows[1:]]
-    assert names == ["class priors", "the checkpoint's pivot, q (read from the head)",
+    assert names[:8] == ["class priors", "the checkpoint's pivot, q (read from the head)",
                      "segmenter, max-pooled probabilities", "segmenter, max-pooled, calibrated per class on source",
                      "segmenter, GWRP-pooled (15 % support)", "logistic head on the segmenter's pooled output",
                      "linear head fitted, average pooling", "linear head fitted, max pooling"]
+    assert [n.split(" (")[0] for n in names[8:]] == [  # fitted again with the target's train frames
+        "linear head fitted, average pooling, + target pseudo-presence",
+        "linear head fitted, max pooling, + target pseudo-presence"]
     assert rows[1].split(" | ")[1:3] == ["0.500", "0.500"]  # the priors: a constant score
     for row in rows[1:]:
         assert all(0 <= float(x) <= 1 for x in row.strip(" |").split(" | ")[1:3])
