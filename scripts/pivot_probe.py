@@ -13,17 +13,20 @@ The checkpoint's own pivot q (from its pivot head, or its segmenter reading), th
 pooled probabilities (raw, calibrated per class on the source frames fitted, GWRP-pooled) and a
 logistic head on the segmenter's pooled output are scored the same way, and so are the linear
 heads fitted again with the target's train frames added, labelled by pseudo-presence (the
-calibrated segmenter reading where it is confident). Data folders and sizes come from the checkpoint's config.
+calibrated segmenter reading where it is confident). A last table gives the checkpoint's pivot
+per class on the target: which classes it reads, and which it cannot. Data folders and sizes come from the checkpoint's config.
 Every frame's features are held at once, on the CPU: sized for the demo's small network (under a minute);
 a ResNet at Cityscapes sizes needs --frames lowered to fit in memory.
 """
 import argparse
+import math
 import sys
 
 import torch
 import torch.nn.functional as F
 
 from pit_engine import pit_ops
+from pit_engine.classes import CITYSCAPES_CLASSES
 from pit_engine.checkpoint import checkpoint_method, restore_model
 from pit_engine.data.datasets import open_dataset
 from pit_engine.data.transforms import get_normalization
@@ -31,24 +34,38 @@ from pit_engine.errors import UserError
 from pit_engine.health import HealthProbe
 
 
-def mean_auc(scores: torch.Tensor, present: torch.Tensor) -> float:
-    """Mean over classes of P(score of a frame holding c > score of one without), ties counting
-    half: a constant score (the prior) gets exactly 0.5."""
+def class_aucs(scores: torch.Tensor, present: torch.Tensor) -> list[float | None]:
+    """Per class, P(score of a frame holding c > score of one without), ties counting half: a
+    constant score (the prior) gets exactly 0.5. None where the class is in every frame or none."""
     aucs = []
     for c in range(present.shape[1]):
         pos, neg = scores[present[:, c] == 1, c], scores[present[:, c] == 0, c]
-        if len(pos) and len(neg):
-            diff = pos[:, None] - neg[None, :]
-            aucs.append(((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item())
+        diff = pos[:, None] - neg[None, :]
+        aucs.append(((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item() if diff.numel() else None)
+    return aucs
+
+
+def mean_auc(scores: torch.Tensor, present: torch.Tensor) -> float:
+    """The mean of class_aucs over the classes that vary among the frames."""
+    aucs = [a for a in class_aucs(scores, present) if a is not None]
     return sum(aucs) / len(aucs) if aucs else float("nan")  # no class varies among these frames
 
 
-def precision_recall(logits: torch.Tensor, present: torch.Tensor, tau_hi: float = 0.5) -> tuple[float, float]:
-    """The pivot's precision and recall of "present" (score above tau_hi), per class over the
-    frames, then the mean over the classes where each is defined, as `pit eval` counts them."""
+def class_precision_recall(logits: torch.Tensor, present: torch.Tensor, tau_hi: float = 0.5):
+    """Per class over the frames, the precision and recall of "present" (score above tau_hi);
+    NaN where a class is never called present, or never is."""
     said = (torch.sigmoid(logits) > tau_hi).float()
     hits, claims, truths = (said * present).sum(0), said.sum(0), present.sum(0)
-    precision, recall = hits[claims > 0] / claims[claims > 0], hits[truths > 0] / truths[truths > 0]
+    nan = torch.tensor(float("nan"))
+    return (torch.where(claims > 0, hits / claims.clamp_min(1), nan),
+            torch.where(truths > 0, hits / truths.clamp_min(1), nan))
+
+
+def precision_recall(logits: torch.Tensor, present: torch.Tensor, tau_hi: float = 0.5) -> tuple[float, float]:
+    """The pivot's precision and recall, the means over the classes where each is defined, as
+    `pit eval` counts them."""
+    precision, recall = class_precision_recall(logits, present, tau_hi)
+    precision, recall = precision[~precision.isnan()], recall[~recall.isnan()]
     return (precision.mean().item() if len(precision) else float("nan"),
             recall.mean().item() if len(recall) else float("nan"))
 
@@ -101,6 +118,19 @@ def fit_head(features: torch.Tensor, present: torch.Tensor, pooling: str, steps:
     return conv.requires_grad_(False)
 
 
+def per_class_table(q: torch.Tensor, present: torch.Tensor, split: str, names) -> None:
+    """Which classes the checkpoint's pivot reads on the target, and which it cannot."""
+    precision, recall = class_precision_recall(q, present)
+    print(f"\nThe checkpoint's pivot q per class, on the target {split} frames "
+          "(AUC \"–\" where the class is in every frame or none):\n")
+    print(f"| class | frames holding it (of {len(present)}) | AUC | precision (%) | recall (%) |\n|---|---|---|---|---|")
+    cell = lambda x: "–" if x is None or math.isnan(x) else f"{x:.3f}"  # noqa: E731
+    pct = lambda x: "–" if math.isnan(x) else f"{100 * x:.1f}"  # noqa: E731
+    for name, count, auc, p, r in zip(names, present.sum(0).int().tolist(), class_aucs(q, present),
+                                      precision.tolist(), recall.tolist()):
+        print(f"| {name} | {count} | {cell(auc)} | {pct(p)} | {pct(r)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
@@ -136,11 +166,12 @@ def main() -> None:
           "| precision, target (%) | recall, target (%) |")
     print("|---|---|---|---|---|---|---|")
     row("class priors", prior.expand_as(v_s[held]), prior.expand_as(v_t))
+    q_t = None
     if state.get("method") == "pit":  # other methods leave the pivot head untrained
         method = checkpoint_method(state, args.checkpoint)
         reading = getattr(method.config, "pivot_reading", "head")
-        row(f"the checkpoint's pivot, q (read from the {reading})", method.pivot_logits(out_s)[held],
-            method.pivot_logits(out_t))
+        q_t = method.pivot_logits(out_t)
+        row(f"the checkpoint's pivot, q (read from the {reading})", method.pivot_logits(out_s)[held], q_t)
     logit = lambda p: p.clamp(1e-4, 1 - 1e-4).logit()  # noqa: E731
     prob_s, prob_t = out_s.logits.float().softmax(1), out_t.logits.float().softmax(1)
     max_s, max_t = logit(prob_s.amax((2, 3))), logit(prob_t.amax((2, 3)))
@@ -160,24 +191,26 @@ def main() -> None:
     # The pivot adapted to the target by pseudo-presence: the target's train frames (their images
     # alone), labelled by the calibrated segmenter reading where it is confident (above 0.9 or
     # below 0.1), join the source frames in the head's fit.
-    if args.split == "train":
-        return
-    try:
-        train_frames = open_dataset("cityscapes", data["target_root"], "train")
-    except UserError as exc:  # the table above stands; only these rows need the train frames
-        print(f"\n(no pseudo-presence rows: {exc.line()})")
-        return
-    unlabelled = HealthProbe(train_frames, args.frames, data["target_size"], norm, "cpu", c)
-    with torch.no_grad():
-        out_u = model(unlabelled.x)
-    p_u = torch.sigmoid(calibrate(logit(out_u.logits.float().softmax(1).amax((2, 3)))))
-    pseudo = (out_u.features, (p_u > 0.5).float(), ((p_u > 0.9) | (p_u < 0.1)).float())
-    for pooling in POOLINGS:
-        head = fit_head(out_s.features[fit], v_s[fit], pooling, pseudo=pseudo)
-        pooled = lambda out: POOLINGS[pooling](head(out.features))  # noqa: E731
-        row(f"linear head fitted, {pooling} pooling, + target pseudo-presence "
-            f"({100 * pseudo[2].mean():.0f} % of the train frames' verdicts confident)",
-            pooled(out_s)[held], pooled(out_t))
+    train_frames = None
+    if args.split != "train":
+        try:
+            train_frames = open_dataset("cityscapes", data["target_root"], "train")
+        except UserError as exc:  # the table stands; only these rows need the train frames
+            print(f"\n(no pseudo-presence rows: {exc.line()})")
+    if train_frames is not None:
+        unlabelled = HealthProbe(train_frames, args.frames, data["target_size"], norm, "cpu", c)
+        with torch.no_grad():
+            out_u = model(unlabelled.x)
+        p_u = torch.sigmoid(calibrate(logit(out_u.logits.float().softmax(1).amax((2, 3)))))
+        pseudo = (out_u.features, (p_u > 0.5).float(), ((p_u > 0.9) | (p_u < 0.1)).float())
+        for pooling in POOLINGS:
+            head = fit_head(out_s.features[fit], v_s[fit], pooling, pseudo=pseudo)
+            pooled = lambda out: POOLINGS[pooling](head(out.features))  # noqa: E731
+            row(f"linear head fitted, {pooling} pooling, + target pseudo-presence "
+                f"({100 * pseudo[2].mean():.0f} % of the train frames' verdicts confident)",
+                pooled(out_s)[held], pooled(out_t))
+    if q_t is not None:
+        per_class_table(q_t, v_t, args.split, state.get("classes") or CITYSCAPES_CLASSES)
 
 
 if __name__ == "__main__":
