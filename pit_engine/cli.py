@@ -291,14 +291,14 @@ overlays, and write report.md and report.json in --out.
 What it can tell, measured (README, Demo results): the default is 3000 iterations because at
 1000 the published baselines stayed within a seed's spread of source-only; at 3000, on the
 development pair's val split over three seeds, AdvEnt and AdaptSegNet gain several points and
-MinEnt about one. PIT with its default pivot (the head) loses 4 to 6 points to source-only on
-the report pairs at 3000 iterations; on val the segmenter-read pivot
-(--set method.pit.pivot_reading=segmenter) beat it on every seed. Seeds still move a score by 1
-to 3 points: compare methods over several seeds (--seeds 3) and choose settings on --split val.
---set changes demo.toml for every row, e.g.
---set train.iterations=1000 for the previous, quicker default,
+MinEnt about one. PIT reads its pivot from the segmenter (pivot_reading = "segmenter"), which
+beat the pivot head on every val seed; on the report pairs it is about level with source-only,
+while the head's pivot (--set method.pit.pivot_reading=head) loses 4 to 6 points. Seeds still
+move a score by 1 to 3 points: compare methods over several seeds (--seeds 3) and choose
+settings on --split val. --set changes demo.toml for every row, e.g.
+--set train.iterations=1000 for the previous, quicker default, or
 --set model.backbone=efficientnet_lite0 --set model.weights=imagenet --set train.lr=0.0025 for
-the ImageNet-initialised backbone, or --set method.pit.pivot_reading=segmenter."""
+the ImageNet-initialised backbone."""
 
 
 def _debug_flag() -> argparse.ArgumentParser:
