@@ -14,9 +14,10 @@ pooled probabilities (raw, calibrated per class on the source frames fitted, GWR
 logistic head on the segmenter's pooled output are scored the same way, and so are the linear
 heads fitted again with the target's train frames added, labelled by pseudo-presence (the
 calibrated segmenter reading where it is confident). A last table gives the checkpoint's pivot
-per class on the target: which classes it reads, and which it cannot. Data folders and sizes come from the checkpoint's config.
-Every frame's features are held at once, on the CPU: sized for the demo's small network (under a minute);
-a ResNet at Cityscapes sizes needs --frames lowered to fit in memory.
+per class on the target: which classes it reads, and which it cannot. Data folders and sizes
+come from the checkpoint's config. Every frame's features are held at once, on the CPU: sized
+for the demo's small network (under a minute); a ResNet at Cityscapes sizes needs --frames
+lowered to fit in memory.
 """
 import argparse
 import math
